@@ -1,0 +1,324 @@
+"""Settings: psiTurk's config.txt format, read in psiTurk's order, validated once.
+
+Layers, later ones winning: turnout's defaults, cloud defaults (if ``ON_CLOUD``),
+``~/.psiturkconfig`` (or ``$PSITURK_GLOBAL_CONFIG_LOCATION/.psiturkconfig``), the
+project's ``config.txt``, psiTurk's back-compat key copies, then the environment
+(a ``.env`` file in the project is loaded first and never overrides real variables):
+bare ``PORT``, ``DATABASE_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``;
+then ``PSITURK_<KEY>``; then ``TURNOUT_<KEY>``.
+
+Every value keeps a note of where it came from, so a bad one is reported as
+"config.txt [Server Parameters] port: ..." and not as a traceback.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+MODES = ("local", "sandbox", "live")
+COMPLETED_STATUSES = (3, 4, 5, 7)
+
+# psiTurk copies a preferred key over a deprecated one when the preferred one is set.
+_BACK_COMPAT = [
+    ("Server Parameters", "errorlog", "logfile"),
+    ("HIT Configuration", "require_quals", "require_quals_live"),
+    ("HIT Configuration", "require_quals", "require_quals_sandbox"),
+    ("HIT Configuration", "block_quals", "block_quals_live"),
+    ("HIT Configuration", "block_quals", "block_quals_sandbox"),
+    ("HIT Configuration", "advanced_quals_path", "advanced_quals_path_live"),
+    ("HIT Configuration", "advanced_quals_path", "advanced_quals_path_sandbox"),
+    ("Database Parameters", "assignments_table_name", "table_name"),
+]
+_BARE_ENV = {"port": "PORT", "database_url": "DATABASE_URL",
+             "aws_access_key_id": "AWS_ACCESS_KEY_ID",
+             "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY"}
+
+
+class ConfigError(Exception):
+    """A setting that stops start-up. The message is one line naming where the value came from."""
+
+
+class RawConfig(configparser.ConfigParser):
+    """A ConfigParser that remembers which file or variable set each option."""
+
+    def __init__(self) -> None:
+        super().__init__(interpolation=configparser.BasicInterpolation())
+        self.origins: dict[tuple[str, str], str] = {}
+
+    def optionxform(self, optionstr: str) -> str:  # keys are case-insensitive, as in psiTurk
+        return optionstr.lower()
+
+    def read_layer(self, text: str, origin: str) -> None:
+        layer = configparser.ConfigParser(interpolation=None)
+        layer.optionxform = str.lower  # type: ignore[assignment,method-assign]
+        try:
+            layer.read_string(text, source=origin)
+        except configparser.Error as exc:
+            first = str(exc).splitlines()[0]
+            raise ConfigError(f"{origin}: cannot parse: {first}") from None
+        for section in layer.sections():
+            if not self.has_section(section):
+                self.add_section(section)
+            for key, value in layer.items(section, raw=True):
+                self.set(section, key, value)
+                self.origins[(section, key)] = origin
+
+    def set_from(self, section: str, key: str, value: str, origin: str) -> None:
+        self.set(section, key, value)
+        self.origins[(section, key)] = origin
+
+    def where(self, section: str, key: str) -> str:
+        return f"{self.origins.get((section, key), 'defaults')} [{section}] {key}"
+
+    def text(self, section: str, key: str, *, raw: bool = False) -> str:
+        try:
+            return self.get(section, key, raw=raw).strip()
+        except configparser.InterpolationError as exc:
+            raise ConfigError(
+                f"{self.where(section, key)}: bad %-interpolation ({exc.__class__.__name__}); "
+                "write a literal % as %%"
+            ) from None
+
+    def integer(self, section: str, key: str, *, minimum: int | None = None,
+                maximum: int | None = None) -> int:
+        value = self.text(section, key)
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(f"{self.where(section, key)}: expected a whole number, got {value!r}") from None
+        if minimum is not None and number < minimum or maximum is not None and number > maximum:
+            bounds = f"from {minimum}" + (f" to {maximum}" if maximum is not None else " up")
+            raise ConfigError(f"{self.where(section, key)}: {number} is out of range ({bounds})")
+        return number
+
+    def number(self, section: str, key: str, *, minimum: float | None = None) -> float:
+        value = self.text(section, key)
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"{self.where(section, key)}: expected a number, got {value!r}") from None
+        if minimum is not None and number < minimum:
+            raise ConfigError(f"{self.where(section, key)}: {number} is below the minimum {minimum}")
+        return number
+
+    def boolean(self, section: str, key: str) -> bool:
+        value = self.text(section, key).lower()
+        if value in self.BOOLEAN_STATES:
+            return self.BOOLEAN_STATES[value]
+        raise ConfigError(f"{self.where(section, key)}: expected true or false, got {value!r}")
+
+
+def _read_packaged(name: str) -> str:
+    return resources.files("turnout.defaults").joinpath(name).read_text(encoding="utf-8")
+
+
+def global_config_path(env: Mapping[str, str]) -> Path:
+    base = env.get("PSITURK_GLOBAL_CONFIG_LOCATION")
+    return Path(base) / ".psiturkconfig" if base else Path.home() / ".psiturkconfig"
+
+
+def load_raw_config(project_dir: Path, environ: Mapping[str, str] | None = None) -> RawConfig:
+    """Read every layer into one RawConfig (no validation)."""
+    env = dict(os.environ if environ is None else environ)
+    dotenv_file = project_dir / ".env"
+    if dotenv_file.is_file():
+        for key, value in dotenv_values(dotenv_file).items():
+            if value is not None:
+                env.setdefault(key, value)  # real variables win over .env, as in psiTurk
+    raw = RawConfig()
+    raw.read_layer(_read_packaged("defaults.txt"), "defaults")
+    if "ON_HEROKU" in env or "ON_CLOUD" in env:
+        raw.read_layer(_read_packaged("cloud.txt"), "cloud defaults")
+    for path in (global_config_path(env), project_dir / "config.txt"):
+        if path.is_file():
+            try:
+                raw.read_layer(path.read_text(encoding="utf-8"), str(path.name if path.parent == project_dir else path))
+            except UnicodeDecodeError:
+                raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    for section, prefer, over in _BACK_COMPAT:
+        if raw.get(section, prefer, raw=True, fallback="").strip() or env.get(f"PSITURK_{prefer.upper()}"):
+            raw.set_from(section, over, raw.get(section, prefer, raw=True), raw.where(section, prefer).split(" [")[0])
+    for section in raw.sections():
+        for key in list(raw.options(section)):
+            for var in (_BARE_ENV.get(key), f"PSITURK_{key.upper()}", f"TURNOUT_{key.upper()}"):
+                if var and env.get(var):
+                    raw.set_from(section, key, env[var].replace("%", "%%"), f"environment variable {var}")
+    return raw
+
+
+@dataclass(frozen=True)
+class TableNames:
+    participants: str = "assignments"
+    hits: str = "amt_hit"
+    campaigns: str = "campaign"
+    jobs: str = "apscheduler_jobs"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything turnout needs from the configuration, typed and checked."""
+
+    project_dir: Path
+    raw: RawConfig = field(repr=False, compare=False)
+    database_url: str
+    tables: TableNames
+    host: str
+    port: int
+    threads: int
+    logfile: str
+    accesslog: str
+    loglevel: int
+    server_timeout: int
+    certfile: str
+    keyfile: str
+    enable_dashboard: bool
+    do_scheduler: bool
+    login_username: str
+    login_pw: str
+    secret_key: str
+    max_request_bytes: int
+    codeversion: str
+    num_conds: int
+    num_counters: int
+    contact_email: str
+    browser_exclude_rules: tuple[str, ...]
+    allow_repeats: bool
+    cutoff_minutes: float
+    participant_tokens: bool
+    default_mode: str
+    marketplace_store: Path
+    simulate_arrival_rate: float
+
+    def get(self, section: str, key: str, fallback: str | None = None) -> str | None:
+        """Read any raw option (custom keys included), as psiTurk's config.get does."""
+        if fallback is not None and not self.raw.has_option(section, key):
+            return fallback
+        return self.raw.text(section, key)
+
+    def ad_url(self) -> str:
+        """The public URL of the ad page that MTurk's ExternalQuestion points at."""
+        raw = self.raw
+        if raw.has_option("HIT Configuration", "ad_url") and raw.text("HIT Configuration", "ad_url"):
+            return raw.text("HIT Configuration", "ad_url")
+        parts = {}
+        for key in ("ad_url_protocol", "ad_url_domain", "ad_url_port", "ad_url_route"):
+            value = raw.text("HIT Configuration", key)
+            if not value:
+                raise ConfigError(f"{raw.where('HIT Configuration', key)}: must be set to post HITs")
+            parts[key] = value
+        return (f"{parts['ad_url_protocol']}://{parts['ad_url_domain']}:{parts['ad_url_port']}/"
+                f"{parts['ad_url_route'].lstrip('/')}")
+
+
+def normalize_database_url(url: str, project_dir: Path, where: str) -> str:
+    """Pick turnout's drivers and resolve relative SQLite paths against the project."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"{where}: {url!r} is not a database URL (e.g. sqlite:///participants.db, "
+                          "postgresql://user@host/db, mysql://user:pw@host/db)") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            path = Path(database)
+            if not path.is_absolute():
+                path = project_dir / path
+            parsed = parsed.set(database=str(path))
+        return parsed.render_as_string(hide_password=False)
+    if backend in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend in ("mysql", "mariadb"):
+        parsed = parsed.set(drivername="mysql+pymysql")
+    else:
+        raise ConfigError(f"{where}: database {backend!r} is not supported "
+                          "(use sqlite, postgresql or mysql/mariadb)")
+    if not parsed.database:
+        raise ConfigError(f"{where}: {url!r} names no database")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _threads(raw: RawConfig) -> int:
+    value = raw.text("Server Parameters", "threads").lower()
+    if value == "auto":
+        return 2 * (os.cpu_count() or 1) + 1
+    return raw.integer("Server Parameters", "threads", minimum=1)
+
+
+def _loglevel(raw: RawConfig) -> int:
+    value = raw.text("Server Parameters", "loglevel").upper()
+    names = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+    if value in names:
+        return names.index(value)
+    return raw.integer("Server Parameters", "loglevel", minimum=0, maximum=4)
+
+
+def load_settings(project_dir: str | Path = ".", environ: Mapping[str, str] | None = None) -> Settings:
+    """Load and validate the configuration of the project in ``project_dir``."""
+    project = Path(project_dir).resolve()
+    if not project.is_dir():
+        raise ConfigError(f"{project}: no such project folder")
+    raw = load_raw_config(project, environ)
+    mode = raw.text("Shell Parameters", "launch_in_mode").lower()
+    if mode not in MODES:
+        raise ConfigError(f"{raw.where('Shell Parameters', 'launch_in_mode')}: unknown mode {mode!r} "
+                          f"(use one of {', '.join(MODES)})")
+    host = raw.text("Server Parameters", "host")
+    if not host:
+        raise ConfigError(f"{raw.where('Server Parameters', 'host')}: must not be empty")
+    tables = TableNames(
+        participants=raw.text("Database Parameters", "table_name") or "assignments",
+        hits=raw.text("Database Parameters", "hits_table_name") or "amt_hit",
+        campaigns=raw.text("Database Parameters", "campaigns_table_name") or "campaign",
+        jobs=raw.text("Database Parameters", "jobs_table_name") or "apscheduler_jobs",
+    )
+    for key, name in (("table_name", tables.participants), ("hits_table_name", tables.hits),
+                      ("campaigns_table_name", tables.campaigns), ("jobs_table_name", tables.jobs)):
+        if not name.replace("_", "").isalnum() or len(name) > 60:
+            raise ConfigError(f"{raw.where('Database Parameters', key)}: {name!r} is not a valid table name "
+                              "(letters, digits and _ only, at most 60 characters)")
+    rules = tuple(r.strip() for r in raw.text("Task Parameters", "browser_exclude_rule").split(",") if r.strip())
+    store = Path(raw.text("Marketplace", "local_store") or ".turnout/marketplace.db")
+    return Settings(
+        project_dir=project,
+        raw=raw,
+        database_url=normalize_database_url(raw.text("Database Parameters", "database_url"), project,
+                                            raw.where("Database Parameters", "database_url")),
+        tables=tables,
+        host=host,
+        port=raw.integer("Server Parameters", "port", minimum=0, maximum=65535),
+        threads=_threads(raw),
+        logfile=raw.text("Server Parameters", "logfile"),
+        accesslog=raw.text("Server Parameters", "accesslog"),
+        loglevel=_loglevel(raw),
+        server_timeout=raw.integer("Server Parameters", "server_timeout", minimum=1),
+        certfile=raw.text("Server Parameters", "certfile"),
+        keyfile=raw.text("Server Parameters", "keyfile"),
+        enable_dashboard=raw.boolean("Server Parameters", "enable_dashboard"),
+        do_scheduler=raw.boolean("Server Parameters", "do_scheduler"),
+        login_username=raw.text("Server Parameters", "login_username"),
+        login_pw=raw.text("Server Parameters", "login_pw"),
+        secret_key=raw.text("Server Parameters", "secret_key"),
+        max_request_bytes=raw.integer("Server Parameters", "max_request_bytes", minimum=1024),
+        codeversion=raw.text("Task Parameters", "experiment_code_version"),
+        num_conds=raw.integer("Task Parameters", "num_conds", minimum=1),
+        num_counters=raw.integer("Task Parameters", "num_counters", minimum=1),
+        contact_email=raw.text("Task Parameters", "contact_email_on_error"),
+        browser_exclude_rules=rules,
+        allow_repeats=raw.boolean("Task Parameters", "allow_repeats"),
+        cutoff_minutes=raw.number("Task Parameters", "cutoff_time", minimum=0),
+        participant_tokens=raw.boolean("Task Parameters", "participant_tokens"),
+        default_mode=mode,
+        marketplace_store=store if store.is_absolute() else project / store,
+        simulate_arrival_rate=raw.number("Marketplace", "simulate_arrival_rate", minimum=0),
+    )

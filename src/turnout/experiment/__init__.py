@@ -1,0 +1,1 @@
+"""Participant-facing side: routes, status state machine, counterbalancing, psiturk.js."""

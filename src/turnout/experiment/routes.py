@@ -1,0 +1,318 @@
+"""Participant-facing routes with psiTurk's URLs, parameters, JSON shapes and template variables.
+
+Each view parses the request, calls one service in turnout.services.participants, and
+renders. psiTurk's wire details that projects depend on are kept on purpose (HTTP 200
+numbered error pages, the exact ``{"status": ...}`` bodies, raw template files at
+``/<path>``); see PSITURK_FACTS.md in the design notes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from importlib import resources
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    make_response,
+    render_template,
+    render_template_string,
+    request,
+    send_from_directory,
+)
+from markupsafe import escape
+from user_agents import parse as parse_user_agent
+
+from turnout.errors import InvalidInput, NotFound
+from turnout.experiment.errors import ExperimentError
+from turnout.experiment.status import COMPLETED_STATUSES, Outcome
+from turnout.services import participants as svc
+from turnout.services.participants import ExperimentContext, RequestInfo
+
+bp = Blueprint("experiment", __name__)
+
+TOKEN_HEADER = "X-Turnout-Token"
+TOKEN_PARAM = "turnout_token"
+MODE_MARKER = "workerId={{ workerid }}"
+_ID = re.compile(r"^[A-Za-z0-9_.@+\-]{1,100}$")
+_MODE = re.compile(r"^[A-Za-z0-9_\-]{1,32}$")
+_MTURK_SUBMIT = re.compile(r"https://(?:www|workersandbox)\.mturk\.com/mturk/externalSubmit")
+LOCAL_SUBMIT_PATH = "/_mturk/mturk/externalSubmit"
+
+
+def ctx() -> ExperimentContext:
+    return current_app.extensions["turnout"]
+
+
+def nocache(response: Any) -> Response:
+    response = make_response(response)
+    response.headers["Cache-Control"] = "no-cache, no-store"
+    return response
+
+
+def _valid_id(value: str | None) -> bool:
+    return bool(value) and bool(_ID.match(value or ""))
+
+
+def _valid_mode(value: str | None) -> bool:
+    return bool(value) and bool(_MODE.match(value or ""))
+
+
+def token_cookie_name(uniqueid: str) -> str:
+    return "turnout_t_" + hashlib.sha256(uniqueid.encode()).hexdigest()[:16]
+
+
+def offered_tokens(uniqueid: str) -> list[str | None]:
+    """Every place a participant token may arrive: header, form/query field, cookie."""
+    return [request.headers.get(TOKEN_HEADER), request.values.get(TOKEN_PARAM),
+            request.cookies.get(token_cookie_name(uniqueid))]
+
+
+def request_info() -> RequestInfo:
+    ua = parse_user_agent(request.headers.get("User-Agent", ""))
+    return RequestInfo(
+        ipaddress=request.remote_addr or "UNKNOWN",
+        browser=(ua.browser.family or "UNKNOWN").lower()[:128],
+        platform=(ua.os.family or "UNKNOWN").lower()[:128],
+        language=(request.accept_languages.best or "UNKNOWN")[:128],
+    )
+
+
+def insert_mode(source: str, page: str) -> str:
+    """Add ``&mode={{ mode }}`` after the last ``workerId={{ workerid }}``, as psiTurk does."""
+    at = source.rfind(MODE_MARKER)
+    if at < 0:
+        raise ExperimentError("insert_mode_failed", page=page)
+    at += len(MODE_MARKER)
+    return source[:at] + "&mode={{ mode }}" + source[at:]
+
+
+def _project_template(name: str) -> str:
+    return (ctx().project.templates_dir / name).read_text(encoding="utf-8")
+
+
+def browser_excluded(rules: tuple[str, ...], ua_string: str) -> bool:
+    ua = parse_user_agent(ua_string)
+    checks = {"mobile": ua.is_mobile, "tablet": ua.is_tablet, "touchcapable": ua.is_touch_capable,
+              "pc": ua.is_pc, "bot": ua.is_bot}
+    for rule in rules:
+        if rule in checks:
+            if checks[rule]:
+                return True
+        elif rule.lower() == "safari":
+            if "Safari" in ua_string and "Chrome" not in ua_string:
+                return True
+        elif rule and rule in ua_string:
+            return True
+    return False
+
+
+# --- pages -----------------------------------------------------------------------------
+
+
+@bp.get("/")
+def index() -> Any:
+    return nocache(render_template("default.html"))
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Any:
+    return send_from_directory(ctx().project.static_dir, "favicon.ico")
+
+
+@bp.get("/static/js/psiturk.js")
+def psiturk_js() -> Any:
+    source = resources.files("turnout.experiment").joinpath("static/psiturk.js").read_bytes()
+    response = make_response(source)
+    response.headers["Content-Type"] = "application/javascript; charset=utf-8"
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/ad")
+@bp.get("/pub")
+def advertisement() -> Any:
+    c = ctx()
+    if browser_excluded(c.settings.browser_exclude_rules, request.headers.get("User-Agent", "")):
+        raise ExperimentError("browser_type_not_allowed")
+    args = request.args
+    hit_id, assignment_id, worker_id, mode = (args.get("hitId"), args.get("assignmentId"),
+                                              args.get("workerId"), args.get("mode"))
+    if not (_valid_id(hit_id) and _valid_id(assignment_id) and _valid_mode(mode)):
+        raise ExperimentError("hit_assign_worker_id_not_set_in_mturk")
+    if worker_id is not None and not _valid_id(worker_id):
+        raise ExperimentError("hit_assign_worker_id_not_set_in_mturk")
+    page = svc.ad_decision(c, hit_id=hit_id, assignment_id=assignment_id, worker_id=worker_id)
+    if page is svc.AdPage.THANKS:
+        return nocache(thanks_page(mode=mode, hit_id=hit_id, assignment_id=assignment_id, worker_id=worker_id))
+    html = render_template_string(insert_mode(_project_template("ad.html"), "ad.html"),
+                                  mode=mode, hitid=hit_id, assignmentid=assignment_id, workerid=worker_id)
+    return nocache(html)
+
+
+def thanks_page(*, mode: str, hit_id: str, assignment_id: str, worker_id: str | None) -> str:
+    html = render_template("thanks-mturksubmit.html", using_sandbox=mode == "sandbox", hitid=hit_id,
+                           assignmentid=assignment_id, workerid=worker_id, mode=mode)
+    if mode == "local":
+        # psiTurk templates post to mturk.com; in local mode the offline marketplace takes it.
+        html = _MTURK_SUBMIT.sub(LOCAL_SUBMIT_PATH, html)
+    return html
+
+
+@bp.get("/consent")
+def give_consent() -> Any:
+    args = request.args
+    hit_id, assignment_id, worker_id, mode = (args.get("hitId"), args.get("assignmentId"),
+                                              args.get("workerId"), args.get("mode"))
+    if not (_valid_id(hit_id) and _valid_id(assignment_id) and _valid_id(worker_id) and _valid_mode(mode)):
+        raise ExperimentError("hit_assign_worker_id_not_set_in_consent")
+    html = render_template_string(insert_mode(_project_template("consent.html"), "consent.html"),
+                                  mode=mode, hitid=hit_id, assignmentid=assignment_id, workerid=worker_id)
+    return nocache(html)
+
+
+def inject_token(html: str, token: str) -> str:
+    """Put the participant token where psiturk.js looks for it: first thing in <head>."""
+    meta = f'<meta name="turnout-participant-token" content="{escape(token)}">'
+    match = re.search(r"<head(?:\s[^>]*)?>", html, flags=re.IGNORECASE)
+    if match:
+        return html[: match.end()] + meta + html[match.end():]
+    return meta + html
+
+
+@bp.get("/exp")
+def start_exp() -> Any:
+    c = ctx()
+    args = request.args
+    hit_id, assignment_id, worker_id, mode = (args.get("hitId"), args.get("assignmentId"),
+                                              args.get("workerId"), args.get("mode"))
+    if not (_valid_id(hit_id) and _valid_id(assignment_id) and _valid_id(worker_id) and _valid_mode(mode)):
+        raise ExperimentError("hit_assign_worker_id_not_set_in_exp")
+    participant = svc.start_experiment(c, hit_id=hit_id, assignment_id=assignment_id, worker_id=worker_id,
+                                       mode=mode, info=request_info())
+    html = render_template(
+        "exp.html", uniqueId=participant.uniqueid, condition=participant.cond,
+        counterbalance=participant.counterbalance, adServerLoc="/complete", mode=mode,
+        contact_address=c.settings.contact_email, codeversion=participant.codeversion,
+    )
+    response = nocache(inject_token(html, participant.token) if participant.token else html)
+    if participant.token:
+        response.set_cookie(token_cookie_name(participant.uniqueid), participant.token, httponly=True,
+                            samesite="None" if request.is_secure else "Lax", secure=request.is_secure,
+                            max_age=7 * 24 * 3600)
+    return response
+
+
+# --- data ------------------------------------------------------------------------------
+
+
+@bp.get("/sync/<path:uniqueid>")
+def load(uniqueid: str) -> Any:
+    return jsonify(svc.load_data(ctx(), uniqueid, offered_tokens(uniqueid)))
+
+
+@bp.put("/sync/<path:uniqueid>")
+def update(uniqueid: str) -> Any:
+    svc.save_data(ctx(), uniqueid, request.get_data(cache=False), offered_tokens(uniqueid))
+    return jsonify(status="user data saved")
+
+
+# --- status changes --------------------------------------------------------------------
+
+
+@bp.post("/inexp")
+def enterexp() -> Any:
+    uniqueid = request.form.get("uniqueId")
+    if not uniqueid:
+        raise ExperimentError("improper_inputs")
+    svc.enter_experiment(ctx(), uniqueid, offered_tokens(uniqueid))
+    return jsonify(status="success")
+
+
+@bp.post("/quitter")
+def quitter() -> Any:
+    uniqueid = request.form.get("uniqueId")
+    if not uniqueid:
+        raise InvalidInput("the form field uniqueId is required")
+    if svc.is_debug_id(uniqueid):
+        return jsonify(status="didn't mark as quitter since this is debugging")
+    try:
+        outcome = svc.quit_experiment(ctx(), uniqueid, offered_tokens(uniqueid))
+    except NotFound:
+        raise ExperimentError("tried_to_quit") from None
+    if outcome is Outcome.REFUSED:
+        return jsonify(status="not marked as quitter: this participant has already finished")
+    return jsonify(status="marked as quitter")
+
+
+@bp.get("/complete")
+def debug_complete() -> Any:
+    c = ctx()
+    uniqueid, mode = request.args.get("uniqueId"), request.args.get("mode")
+    if not uniqueid or not _valid_mode(mode):
+        raise ExperimentError("improper_inputs")
+    try:
+        svc.complete_experiment(c, uniqueid, offered_tokens(uniqueid))
+    except NotFound:
+        raise ExperimentError("error_setting_worker_complete") from None
+    if mode in ("sandbox", "live", "local"):
+        return nocache(render_template("closepopup.html"))
+    worker_id = uniqueid.split(":", 1)[0]
+    return nocache(render_template("complete.html", allow_repeats=c.settings.allow_repeats,
+                                   worker_id=worker_id))
+
+
+@bp.get("/worker_complete")
+def worker_complete() -> Any:
+    uniqueid = request.args.get("uniqueId")
+    if not uniqueid:
+        return jsonify(status="bad request"), 400
+    try:
+        svc.complete_experiment(ctx(), uniqueid, offered_tokens(uniqueid), reason="worker_complete")
+    except NotFound:
+        return jsonify(status="database error", error={"code": "not_found",
+                                                        "message": f"no participant {uniqueid!r}"}), 404
+    return jsonify(status="success")
+
+
+@bp.get("/worker_submitted")
+def worker_submitted() -> Any:
+    uniqueid = request.args.get("uniqueId")
+    if not uniqueid:
+        return jsonify(status="bad request"), 400
+    try:
+        outcome, status = svc.mark_submitted(ctx(), uniqueid)
+    except NotFound:
+        return jsonify(status="database error", error={"code": "not_found",
+                                                        "message": f"no participant {uniqueid!r}"}), 404
+    if outcome is Outcome.REFUSED and status not in COMPLETED_STATUSES:
+        return jsonify(status="error", error={"code": "conflict", "message":
+                                              "this participant has not completed the experiment"}), 409
+    return jsonify(status="success")
+
+
+@bp.get("/check_worker_status")
+def check_worker_status() -> Any:
+    worker_id = request.args.get("workerId")
+    if not worker_id:
+        return jsonify(status="bad request"), 400
+    status = svc.worker_status(ctx(), worker_id=worker_id, assignment_id=request.args.get("assignmentId"))
+    return jsonify(status=status)
+
+
+# --- raw template files ----------------------------------------------------------------
+
+
+@bp.get("/<path:path>")
+def regularpage(path: str) -> Any:
+    """A file under templates/, byte for byte (psiturk.js preloadPages fetches these)."""
+    templates = ctx().project.templates_dir
+    target = (templates / path).resolve()
+    if templates.resolve() not in target.parents or not target.is_file():
+        abort(404)
+    return send_from_directory(templates, path)

@@ -1,0 +1,318 @@
+"""Participant lifecycle: the rules behind every route psiturk.js calls.
+
+Routes parse the request and call one function here; these functions decide. psiTurk's
+contract (status codes, error numbers, JSON shapes) is kept; its bugs are not: finished
+participants are never demoted, a stale save cannot replace newer data, concurrent first
+visits make one row, and writes need the participant's token.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import json
+import random
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from turnout.clock import Clock
+from turnout.config import Settings
+from turnout.db.engine import Database
+from turnout.db.locks import locked_session
+from turnout.errors import Conflict, Forbidden, InvalidInput, NotFound
+from turnout.experiment import counterbalance
+from turnout.experiment.errors import ExperimentError
+from turnout.experiment.status import COMPLETED_STATUSES, Outcome, Status, record_insert, transition
+from turnout.project import Project
+
+
+@dataclass
+class ExperimentContext:
+    """What the participant services need, passed in explicitly (no globals)."""
+
+    db: Database
+    settings: Settings
+    clock: Clock
+    project: Project
+    rng: random.Random = field(default_factory=random.SystemRandom)
+
+    @property
+    def Participant(self) -> Any:  # noqa: N802 - a model class
+        return self.db.models.Participant
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    ipaddress: str
+    browser: str
+    platform: str
+    language: str
+
+
+def is_debug_id(value: str | None) -> bool:
+    return bool(value) and str(value).startswith("debug")
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def token_matches(stored: str | None, offered: Iterable[str | None], *, required: bool) -> bool:
+    """A participant's write is allowed if any offered token matches the stored one.
+
+    Rows made by psiTurk before the upgrade have no token; they stay writable so that a
+    study in progress survives the switch to turnout.
+    """
+    if not required or stored is None:
+        return True
+    return any(t and hmac.compare_digest(t.encode(), stored.encode()) for t in offered)
+
+
+def _require_token(ctx: ExperimentContext, participant: Any, offered: Iterable[str | None]) -> None:
+    if not token_matches(participant.token, offered, required=ctx.settings.participant_tokens):
+        raise Forbidden("this request does not carry the participant token issued with the experiment "
+                        "page; reload the experiment page (psiturk.js sends the token automatically)")
+
+
+def get(session: Session, ctx: ExperimentContext, uniqueid: str) -> Any | None:
+    return session.get(ctx.Participant, uniqueid)
+
+
+# --- /ad -----------------------------------------------------------------------------
+
+
+class AdPage(enum.Enum):
+    AD = "ad"
+    THANKS = "thanks"  # already completed: show the submit-to-MTurk page again
+
+
+def ad_decision(ctx: ExperimentContext, *, hit_id: str, assignment_id: str, worker_id: str | None) -> AdPage:
+    """psiTurk's /ad decision table, minus its 1000 dead end for paid participants."""
+    P = ctx.Participant
+    debug = is_debug_id(hit_id)
+    with ctx.db.begin() as session:
+        already_in_db = False
+        status = None
+        if worker_id:
+            already_in_db = session.scalar(
+                select(P.uniqueid).where(P.workerid == worker_id, P.assignmentid != assignment_id).limit(1)
+            ) is not None
+            status = session.scalar(select(P.status).where(
+                P.hitid == hit_id, P.assignmentid == assignment_id, P.workerid == worker_id))
+    if status in (Status.STARTED, Status.QUITEARLY) and not debug:
+        raise ExperimentError("already_started_exp_mturk")
+    if status in COMPLETED_STATUSES:
+        return AdPage.THANKS
+    if already_in_db and not (debug or ctx.settings.allow_repeats):
+        raise ExperimentError("already_did_exp_hit")
+    if status in (None, Status.NOT_ACCEPTED, Status.ALLOCATED) or debug:
+        return AdPage.AD
+    raise ExperimentError("status_incorrectly_set")
+
+
+# --- /exp ----------------------------------------------------------------------------
+
+
+def _choose_condition(session: Session, ctx: ExperimentContext, mode: str) -> tuple[int, int]:
+    custom = ctx.project.custom_get_condition
+    if custom is not None:
+        cond, counter = custom(mode)
+        return int(cond), int(counter)
+    s = ctx.settings
+    num_conds = len(ctx.project.conditions) if ctx.project.conditions else s.num_conds
+    num_counters = 1 if ctx.project.conditions else s.num_counters
+    counts = counterbalance.cell_counts(session, ctx.Participant, codeversion=s.codeversion, mode=mode,
+                                        cutoff_minutes=s.cutoff_minutes, clock=ctx.clock)
+    return counterbalance.choose(counterbalance.grid(num_conds, num_counters), counts, ctx.rng)
+
+
+def start_experiment(ctx: ExperimentContext, *, hit_id: str, assignment_id: str, worker_id: str,
+                     mode: str, info: RequestInfo) -> Any:
+    """Find or create the participant for /exp; returns a detached row with its token."""
+    P = ctx.Participant
+    uniqueid = f"{worker_id}:{assignment_id}"
+    debug = is_debug_id(hit_id)
+    with ctx.db.begin() as session:
+        scope = [P.workerid == worker_id]
+        if ctx.settings.allow_repeats:
+            scope.append(P.assignmentid == assignment_id)
+        rows = list(session.scalars(select(P).where(*scope)))
+    if rows:
+        return _existing_for_exp(ctx, rows, assignment_id, debug)
+    lock = f"counterbalance:{ctx.db.tables.participants}:{ctx.settings.codeversion}:{mode}"
+    try:
+        with locked_session(ctx.db, lock) as session:
+            if session.get(P, uniqueid) is not None:  # lost a race with a double-load
+                raise _AlreadyThere
+            cond, counter = _choose_condition(session, ctx, mode)
+            participant = P(
+                uniqueid=uniqueid, assignmentid=assignment_id, workerid=worker_id, hitid=hit_id,
+                ipaddress=info.ipaddress, browser=info.browser, platform=info.platform,
+                language=info.language, cond=cond, counterbalance=counter,
+                codeversion=ctx.settings.codeversion, beginhit=ctx.clock.now(), bonus=0,
+                status=int(Status.ALLOCATED), mode=mode, token=new_token(), trial_count=0,
+            )
+            session.add(participant)
+            record_insert(session, ctx.db.models, participant, clock=ctx.clock)
+            session.flush()
+        return participant
+    except (_AlreadyThere, IntegrityError):
+        # Another request inserted this participant between our look and our insert.
+        with ctx.db.begin() as session:
+            rows = list(session.scalars(select(P).where(P.workerid == worker_id)))
+        return _existing_for_exp(ctx, rows, assignment_id, debug)
+
+
+class _AlreadyThere(Exception):
+    pass
+
+
+def _existing_for_exp(ctx: ExperimentContext, rows: list[Any], assignment_id: str, debug: bool) -> Any:
+    mine = [r for r in rows if r.assignmentid == assignment_id]
+    others = [r for r in rows if r.assignmentid != assignment_id]
+    if others and not ctx.settings.allow_repeats:
+        raise ExperimentError("already_did_exp_hit")
+    if not mine:
+        # Only reachable with allow_repeats off and no rows of our own, handled above.
+        raise ExperimentError("status_incorrectly_set")
+    participant = mine[0]
+    if (participant.status or 0) >= Status.STARTED and not debug:
+        raise ExperimentError("already_started_exp")
+    return participant
+
+
+# --- /sync ---------------------------------------------------------------------------
+
+
+def load_data(ctx: ExperimentContext, uniqueid: str, offered: Iterable[str | None]) -> dict[str, Any]:
+    P = ctx.Participant
+    with ctx.db.begin() as session:
+        participant = session.scalar(select(P).where(P.uniqueid == uniqueid)
+                                     .options(_undefer_datastring(P)))
+        if participant is None:
+            raise NotFound(f"no participant {uniqueid!r}")
+        _require_token(ctx, participant, offered)
+        try:
+            data = json.loads(participant.datastring or "")
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            return data
+        return {"condition": participant.cond, "counterbalance": participant.counterbalance,
+                "assignmentId": participant.assignmentid, "workerId": participant.workerid,
+                "hitId": participant.hitid, "bonus": participant.bonus}
+
+
+def _undefer_datastring(P: Any) -> Any:
+    from sqlalchemy.orm import undefer
+
+    return undefer(P.datastring)
+
+
+def count_trials(data: dict[str, Any]) -> int:
+    trials = data.get("data")
+    return len(trials) if isinstance(trials, list) else 0
+
+
+def parse_sync_body(body: bytes) -> tuple[str, dict[str, Any]]:
+    """Decode a /sync PUT body; returns the text to store and the parsed object."""
+    try:
+        text = body.decode("utf-8")
+        data = json.loads(text)
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidInput("the request body is not valid JSON; nothing was saved") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("the request body must be a JSON object (psiturk.js's task data); nothing was saved")
+    return text, data
+
+
+def save_data(ctx: ExperimentContext, uniqueid: str, body: bytes, offered: Iterable[str | None]) -> int:
+    """Store the full task data of a /sync PUT; returns the number of trials now stored.
+
+    One conditional UPDATE does the work, so a stale save that arrives after a newer one
+    (fewer trials) changes nothing, even when both race.
+    """
+    text, data = parse_sync_body(body)
+    trials = count_trials(data)
+    P = ctx.Participant
+    offered = list(offered)
+    # immediate: on SQLite a read that later writes must hold the write lock from BEGIN,
+    # or a concurrent commit makes the upgrade fail with SQLITE_BUSY instead of waiting.
+    with ctx.db.begin(immediate=True) as session:
+        row = session.execute(select(P.token, P.trial_count).where(P.uniqueid == uniqueid)).first()
+        if row is None:
+            raise NotFound(f"no participant {uniqueid!r}")
+        stored_token, _ = row
+        if not token_matches(stored_token, offered, required=ctx.settings.participant_tokens):
+            raise Forbidden("this request does not carry the participant token issued with the experiment "
+                            "page; nothing was saved")
+        result = session.execute(
+            update(P).where(P.uniqueid == uniqueid)
+            .where(or_(P.trial_count.is_(None), P.trial_count <= trials))
+            .values(datastring=text, trial_count=trials)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            stored = session.scalar(select(P.trial_count).where(P.uniqueid == uniqueid))
+            raise Conflict(f"this save holds {trials} trials but {stored} are already stored; "
+                           "a newer save arrived first, so this one was not applied",
+                           stored_trials=stored, offered_trials=trials)
+    return trials
+
+
+# --- status routes -------------------------------------------------------------------
+
+
+def _change_status(ctx: ExperimentContext, uniqueid: str, new: Status, *, reason: str,
+                   offered: Iterable[str | None] | None, stamp: str | None = None) -> tuple[Outcome, int]:
+    """Apply one transition under a row lock; returns the outcome and the status after it."""
+    P = ctx.Participant
+    with ctx.db.begin(immediate=True) as session:
+        participant = session.scalar(select(P).where(P.uniqueid == uniqueid).with_for_update())
+        if participant is None:
+            raise NotFound(f"no participant {uniqueid!r}")
+        if offered is not None:
+            _require_token(ctx, participant, offered)
+        outcome = transition(session, ctx.db.models, participant, new, reason=reason, clock=ctx.clock)
+        if outcome is Outcome.CHANGED and stamp:
+            setattr(participant, stamp, ctx.clock.now())
+        return outcome, int(participant.status or 0)
+
+
+def enter_experiment(ctx: ExperimentContext, uniqueid: str, offered: Iterable[str | None]) -> Outcome:
+    return _change_status(ctx, uniqueid, Status.STARTED, reason="inexp", offered=offered, stamp="beginexp")[0]
+
+
+def quit_experiment(ctx: ExperimentContext, uniqueid: str, offered: Iterable[str | None]) -> Outcome:
+    return _change_status(ctx, uniqueid, Status.QUITEARLY, reason="quitter", offered=offered)[0]
+
+
+def complete_experiment(ctx: ExperimentContext, uniqueid: str, offered: Iterable[str | None],
+                        *, reason: str = "complete") -> Outcome:
+    return _change_status(ctx, uniqueid, Status.COMPLETED, reason=reason, offered=offered, stamp="endhit")[0]
+
+
+def mark_submitted(ctx: ExperimentContext, uniqueid: str) -> tuple[Outcome, int]:
+    """/worker_submitted: called from the ad frame (which has no token) before the MTurk submit."""
+    return _change_status(ctx, uniqueid, Status.SUBMITTED, reason="worker_submitted", offered=None)
+
+
+def worker_status(ctx: ExperimentContext, *, worker_id: str, assignment_id: str | None) -> int:
+    """psiTurk's /check_worker_status: the status an external ad server should see."""
+    P = ctx.Participant
+    with ctx.db.begin() as session:
+        if ctx.settings.allow_repeats:
+            if not assignment_id:
+                raise InvalidInput("assignmentId is required when allow_repeats is on")
+            status = session.scalar(select(P.status).where(P.workerid == worker_id, P.assignmentid == assignment_id))
+        else:
+            from sqlalchemy import func
+
+            status = session.scalar(select(func.max(P.status)).where(P.workerid == worker_id))
+    return int(status or 0)
