@@ -12,6 +12,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -92,9 +93,10 @@ def export(db: Database, out_dir: Path, *, fmt: str = "csv", codeversion: str | 
                "eventdata": ("uniqueid", "eventtype", "interval", "value", "timestamp"),
                "questiondata": ("uniqueid", "question", "answer")}
     counts = dict.fromkeys(KINDS, 0)
-    handles: dict[str, TextIO] = {k: open(out_dir / f"{k}.{suffix}", "w", newline="", encoding="utf-8")
-                                  for k in KINDS}
-    try:
+    with ExitStack() as stack:
+        handles: dict[str, TextIO] = {
+            k: stack.enter_context(open(out_dir / f"{k}.{suffix}", "w", newline="", encoding="utf-8"))
+            for k in KINDS}
         writers = {k: csv.writer(h) for k, h in handles.items()}
         for uniqueid, _cv, _mode, datastring in iter_datastrings(db, codeversion=codeversion, mode=mode):
             data = _parsed(datastring)
@@ -110,7 +112,4 @@ def export(db: Database, out_dir: Path, *, fmt: str = "csv", codeversion: str | 
                         if kind == "trialdata":
                             record["trialdata"] = json.loads(record["trialdata"])
                         handles[kind].write(json.dumps(record) + "\n")
-    finally:
-        for h in handles.values():
-            h.close()
     return counts

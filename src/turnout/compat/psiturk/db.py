@@ -25,6 +25,14 @@ def migrate_db() -> str:
     return f"{backfill_hits(runtime().db)} HIT ids copied from participants into the HIT table"
 
 
+def _with_query(db: Any) -> Any:
+    """psiTurk's ``Base.query``: every model (the project's own too) gets ``Model.query``."""
+    base = db.models.Base
+    if "query" not in base.__dict__:
+        base.query = db.session.query_property()
+    return base
+
+
 def __getattr__(name: str) -> Any:
     db = runtime().db
     if name == "db_session":
@@ -32,5 +40,5 @@ def __getattr__(name: str) -> Any:
     if name == "engine":
         return db.engine
     if name == "Base":
-        return db.models.Base
+        return _with_query(db)
     raise AttributeError(name)

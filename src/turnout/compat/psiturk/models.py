@@ -11,10 +11,10 @@ def __getattr__(name: str) -> Any:
     db = runtime().db
     models = db.models
     if name in ("Participant", "Hit", "Base"):
-        cls = getattr(models, name)
-        if not hasattr(cls, "query"):
-            cls.query = db.session.query_property()  # psiTurk's Model.query
-        return cls
+        from turnout.compat.psiturk.db import _with_query
+
+        _with_query(db)
+        return getattr(models, name)
     if name == "db_session":
         return db.session
     raise AttributeError(name)

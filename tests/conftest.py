@@ -1,0 +1,208 @@
+"""Shared fixtures: real databases (SQLite, PostgreSQL, MariaDB), projects, apps, clients.
+
+The PostgreSQL and MariaDB servers on 127.0.0.1 are required: when one does not answer,
+the tests that use it fail (they are never skipped), because CI must prove all three.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from turnout.clock import ManualClock
+from turnout.config import Settings, load_settings
+from turnout.db.engine import Database
+from turnout.db.migrate import upgrade
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PG_ADMIN = os.environ.get("TURNOUT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MARIADB_ADMIN = os.environ.get("TURNOUT_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/test")
+BACKENDS = ("sqlite", "postgresql", "mariadb")
+
+_ENV_PREFIXES = ("TURNOUT_", "PSITURK_")
+_ENV_NAMES = ("PORT", "DATABASE_URL", "ON_CLOUD", "ON_HEROKU", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees the developer's environment or ~/.psiturkconfig."""
+    for name in list(os.environ):
+        if name.startswith(_ENV_PREFIXES) or name in _ENV_NAMES:
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PSITURK_GLOBAL_CONFIG_LOCATION", str(tmp_path_factory.mktemp("globalcfg")))
+
+
+def _fresh_namespace(backend: str, tmp_path: Path) -> tuple[str, Any]:
+    """A URL to an empty database of ``backend`` and a function that drops it."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'participants.db'}", lambda: None
+    name = "t_" + uuid.uuid4().hex[:12]
+    if backend == "postgresql":
+        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE SCHEMA {name}"))
+        url = f"{PG_ADMIN}?options=-csearch_path%3D{name}"
+
+        def drop() -> None:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f"DROP SCHEMA {name} CASCADE"))
+            admin.dispose()
+
+        return url, drop
+    admin = sa.create_engine(MARIADB_ADMIN)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+    url = re.sub(r"/test$", f"/{name}", MARIADB_ADMIN)
+
+    def drop_db() -> None:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
+
+    return url, drop_db
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database on each supported backend in turn."""
+    url, drop = _fresh_namespace(request.param, tmp_path)
+    try:
+        yield url
+    finally:
+        drop()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'participants.db'}"
+
+
+def copy_project(dest: Path, source: Path = FIXTURES / "minimal_project") -> Path:
+    shutil.copytree(source, dest)
+    return dest
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path) -> Path:
+    """A fresh copy of the small psiTurk-format test project."""
+    return copy_project(tmp_path / "project")
+
+
+@pytest.fixture
+def make_settings(project_dir: Path):
+    def make(database_url: str | None = None, **env: str) -> Settings:
+        environ = {f"TURNOUT_{k.upper()}": str(v) for k, v in env.items()}
+        if database_url:
+            environ["TURNOUT_DATABASE_URL"] = database_url
+        environ["PSITURK_GLOBAL_CONFIG_LOCATION"] = str(project_dir / "no-global")
+        return load_settings(project_dir, environ=environ)
+
+    return make
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def make_app(make_settings, clock: ManualClock):
+    """Build an upgraded database and an app for it; ``make_app(url, **config_overrides)``."""
+    made: list[Database] = []
+
+    def make(database_url: str | None = None, **env: str) -> Any:
+        from turnout.app import create_app
+
+        settings = make_settings(database_url, **env)
+        db = Database(settings.database_url, settings.tables)
+        upgrade(db)
+        made.append(db)
+        app = create_app(settings, db=db, clock=clock)
+        app.config["TESTING"] = True
+        return app
+
+    yield make
+    for db in made:
+        db.dispose()
+
+
+@pytest.fixture
+def app(make_app, sqlite_url: str) -> Any:
+    return make_app(sqlite_url)
+
+
+@pytest.fixture
+def db_app(make_app, database_url: str) -> Any:
+    """The app on each database backend in turn."""
+    return make_app(database_url)
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+class Participant:
+    """A browser-less participant: does what psiturk.js does, over the test client."""
+
+    def __init__(self, client: Any, worker: str = "W1", assignment: str = "A1", hit: str = "H1",
+                 mode: str = "sandbox") -> None:
+        self.client, self.worker, self.assignment, self.hit, self.mode = client, worker, assignment, hit, mode
+        self.uniqueid = f"{worker}:{assignment}"
+        self.token: str | None = None
+        self.exp_response: Any = None
+
+    @property
+    def ids(self) -> str:
+        return f"hitId={self.hit}&assignmentId={self.assignment}&workerId={self.worker}&mode={self.mode}"
+
+    def open_exp(self) -> Any:
+        self.exp_response = self.client.get(f"/exp?{self.ids}")
+        match = re.search(rb'name="turnout-participant-token" content="([^"]+)"', self.exp_response.data)
+        self.token = match.group(1).decode() if match else None
+        return self.exp_response
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-Turnout-Token": self.token} if self.token else {}
+
+    def save(self, trials: int, **extra: Any) -> Any:
+        body = {"id": self.uniqueid, "workerId": self.worker, "assignmentId": self.assignment, "hitId": self.hit,
+                "currenttrial": trials, "data": [
+                    {"uniqueid": self.uniqueid, "current_trial": i, "dateTime": 1_700_000_000_000 + i,
+                     "trialdata": {"phase": "TEST", "trial": i, "hit": i % 2 == 0}} for i in range(trials)],
+                "questiondata": extra.pop("questiondata", {}), "eventdata": [
+                    {"eventtype": "initialized", "value": None, "timestamp": 1, "interval": 0}], **extra}
+        return self.client.put(f"/sync/{self.uniqueid}", json=body, headers=self.headers)
+
+    def inexp(self) -> Any:
+        return self.client.post("/inexp", data={"uniqueId": self.uniqueid}, headers=self.headers)
+
+    def quitter(self) -> Any:
+        return self.client.post("/quitter", data={"uniqueId": self.uniqueid}, headers=self.headers)
+
+    def complete(self) -> Any:
+        return self.client.get(f"/complete?uniqueId={self.uniqueid}&mode={self.mode}", headers=self.headers)
+
+
+@pytest.fixture
+def participant(client: Any) -> Participant:
+    return Participant(client)
+
+
+def row(app: Any, uniqueid: str) -> Any:
+    """The participant's database row, read fresh."""
+    db = app.extensions["turnout"].db
+    with db.begin() as session:
+        found = session.get(db.models.Participant, uniqueid)
+        if found is not None:
+            _ = found.datastring  # load the deferred column before the session closes
+        return found
