@@ -98,7 +98,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None, db: Database |
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         SEND_FILE_MAX_AGE_DEFAULT=10,
         SECRET_KEY=settings.secret_key or None,
-        JSON_SORT_KEYS=False,
     )
     ctx = ExperimentContext(db=db, settings=settings, clock=clock or SystemClock(), project=project)
     if rng is not None:
