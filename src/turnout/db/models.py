@@ -17,6 +17,7 @@ from sqlalchemy import Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
 
 from turnout.config import TableNames
+from turnout.db.marketplace_models import build_marketplace_models
 from turnout.db.types import LongText, UTCDateTime
 
 TRANSITIONS_TABLE = "turnout_status_transition"
@@ -37,6 +38,12 @@ class Models:
     Participant: type[Any]
     Hit: type[Any]
     StatusTransition: type[Any]
+    # turnout's recruitment tables (HIT records, payments ledger, audit events, quals).
+    HitRecord: type[Any]
+    LedgerEntry: type[Any]
+    AuditEvent: type[Any]
+    OwnedQualification: type[Any]
+    QualificationGrant: type[Any]
 
 
 def build_models(tables: TableNames) -> Models:
@@ -132,4 +139,8 @@ def build_models(tables: TableNames) -> Models:
         processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
         detail: Mapped[str | None] = mapped_column(Text)
 
-    return Models(Base=Base, Participant=Participant, Hit=Hit, StatusTransition=StatusTransition)
+    market = build_marketplace_models(Base)
+    return Models(Base=Base, Participant=Participant, Hit=Hit, StatusTransition=StatusTransition,
+                  HitRecord=market.HitRecord, LedgerEntry=market.LedgerEntry, AuditEvent=market.AuditEvent,
+                  OwnedQualification=market.OwnedQualification,
+                  QualificationGrant=market.QualificationGrant)
