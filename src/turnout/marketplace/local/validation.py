@@ -301,6 +301,5 @@ def check_cross_field(operation: str, params: Mapping[str, Any]) -> None:
             raise _invalid("WorkerIds", f"{len(params['WorkerIds'])} workers", "Between 1 and 100 workers may be notified at once.")
         _max_len(params, "Subject", MAX_NOTIFY_SUBJECT)
         _max_len(params, "MessageText", MAX_NOTIFY_TEXT)
-    elif operation == "CreateAdditionalAssignmentsForHIT":
-        if params["NumberOfAdditionalAssignments"] < 1:
-            raise _invalid("NumberOfAdditionalAssignments", params["NumberOfAdditionalAssignments"], "It must be at least 1.")  # GUESS
+    elif operation == "CreateAdditionalAssignmentsForHIT" and params["NumberOfAdditionalAssignments"] < 1:
+        raise _invalid("NumberOfAdditionalAssignments", params["NumberOfAdditionalAssignments"], "It must be at least 1.")  # GUESS

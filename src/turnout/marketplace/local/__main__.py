@@ -1,0 +1,29 @@
+"""``python -m turnout.marketplace.local --port 22362 --store mturk.db``: run it standalone."""
+
+from __future__ import annotations
+
+import argparse
+
+from turnout.clock import ManualClock
+
+from .server import serve
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m turnout.marketplace.local", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    parser.add_argument("--port", type=int, default=22362)
+    parser.add_argument("--store", default="offline-mturk.db", help="SQLite file holding the marketplace state")
+    parser.add_argument("--manual-clock", action="store_true",
+                        help="start a ManualClock at the current time, moved only by POST /_control/clock/advance")
+    args = parser.parse_args(argv)
+    clock = None
+    if args.manual_clock:
+        from turnout.clock import utcnow
+
+        clock = ManualClock(utcnow())
+    serve(args.host, args.port, args.store, clock=clock)
+
+
+if __name__ == "__main__":
+    main()
