@@ -138,7 +138,8 @@ CREATE TABLE IF NOT EXISTS notifications (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, ms INTEGER NOT NULL, worker_id TEXT NOT NULL,
     subject TEXT NOT NULL, message TEXT NOT NULL);
 """
-_TABLES = ("hit_types", "hits", "assignments", "previews", "bonuses", "request_tokens",
+# Children before parents, so reset() satisfies the foreign keys.
+_TABLES = ("assignments", "previews", "bonuses", "hits", "hit_types", "request_tokens",
            "qualification_types", "qualifications", "workers", "ledger", "faults", "events",
            "notifications")
 
