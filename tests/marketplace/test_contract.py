@@ -18,7 +18,6 @@ from botocore.exceptions import ClientError
 
 from turnout.marketplace.local import WorkerActionRefused
 from turnout.marketplace.local.quals import LOCALE, MASTERS_SANDBOX, PERCENT_APPROVED
-
 from turnout.marketplace.local.testing import START, external_question, sandbox_contract_requested
 
 SANDBOX = sandbox_contract_requested()
@@ -571,7 +570,7 @@ def test_own_qualification_exists_does_not_exist_and_discover_guard(mturk: Any, 
     with pytest.raises(WorkerActionRefused) as excinfo:
         side.preview(veteran.worker_id, exclude["HITId"])
     assert excinfo.value.code == "NotQualified"
-    follow_up = make_hit(QualificationRequirements=[{"QualificationTypeId": qtid, "Comparator": "Exists"}])
+    follow_up = make_hit(MaxAssignments=2, QualificationRequirements=[{"QualificationTypeId": qtid, "Comparator": "Exists"}])
     side.accept(veteran.worker_id, follow_up["HITId"])
     with pytest.raises(WorkerActionRefused, match="does not meet qualification"):
         side.accept(newcomer.worker_id, follow_up["HITId"])
