@@ -317,4 +317,4 @@ def notify_workers(state: MarketplaceState, p: Params, ctx: Context) -> Result:
 def handler_for(operation: str) -> Operation | None:
     """The function implementing an MTurk operation, or None when turnout lacks it."""
     func = globals().get(xform_name(operation))
-    return func if callable(func) and getattr(func, "__module__", None) == __name__ and not xform_name(operation).startswith("_") else None
+    return func if callable(func) and not isinstance(func, type) else None
