@@ -2,6 +2,11 @@
 
 The PostgreSQL and MariaDB servers on 127.0.0.1 are required: when one does not answer,
 the tests that use it fail (they are never skipped), because CI must prove all three.
+
+Test modules reach the helpers below through fixtures (``make_participant``, ``read_row``,
+``force_status``, ``transitions``...), not through ``from conftest import``: another
+folder's conftest.py (tests/js/) is also imported as ``conftest``, so that import resolves
+to whichever was collected last.
 """
 
 from __future__ import annotations
@@ -192,6 +197,19 @@ class Participant:
     def complete(self) -> Any:
         return self.client.get(f"/complete?uniqueId={self.uniqueid}&mode={self.mode}", headers=self.headers)
 
+    def load(self) -> Any:
+        return self.client.get(f"/sync/{self.uniqueid.replace(':', '%3A')}", headers=self.headers)
+
+    def worker_complete(self) -> Any:
+        return self.client.get(f"/worker_complete?uniqueId={self.uniqueid}", headers=self.headers)
+
+    def worker_submitted(self) -> Any:
+        return self.client.get(f"/worker_submitted?uniqueId={self.uniqueid}")
+
+    def ad(self, **extra: str) -> Any:
+        query = "&".join(f"{k}={v}" for k, v in extra.items())
+        return self.client.get(f"/ad?{self.ids}" + (f"&{query}" if query else ""))
+
 
 @pytest.fixture
 def participant(client: Any) -> Participant:
@@ -206,3 +224,77 @@ def row(app: Any, uniqueid: str) -> Any:
         if found is not None:
             _ = found.datastring  # load the deferred column before the session closes
         return found
+
+
+@pytest.fixture
+def make_participant():
+    """``make_participant(app, worker=..., assignment=..., hit=..., mode=...)``: a new browser
+    (its own cookie jar) that does what psiturk.js does."""
+
+    def make(app: Any, **ids: str) -> Participant:
+        return Participant(app.test_client(), **ids)
+
+    return make
+
+
+@pytest.fixture
+def read_row():
+    """``read_row(app, uniqueid)``: the participant row, read fresh (None if absent)."""
+    return row
+
+
+@pytest.fixture
+def force_status():
+    """``force_status(app, uniqueid, status)``: set a status directly, as the marketplace
+    side (approve, bonus) or an old psiTurk would have left it; test set-up only."""
+
+    def force(app: Any, uniqueid: str, status: int) -> None:
+        db = app.extensions["turnout"].db
+        P = db.models.Participant
+        with db.begin() as session:
+            session.execute(sa.update(P).where(P.uniqueid == uniqueid).values(status=status))
+
+    return force
+
+
+@pytest.fixture
+def transitions():
+    """``transitions(app, uniqueid)``: the recorded (old, new, reason) status changes, in order."""
+
+    def read(app: Any, uniqueid: str) -> list[tuple[int | None, int, str]]:
+        db = app.extensions["turnout"].db
+        T = db.models.StatusTransition
+        with db.begin() as session:
+            rows = session.execute(sa.select(T.old_status, T.new_status, T.reason)
+                                   .where(T.uniqueid == uniqueid).order_by(T.id)).all()
+        return [tuple(r) for r in rows]
+
+    return read
+
+
+@pytest.fixture
+def count_participants():
+    """``count_participants(app)``: rows in the participant table."""
+
+    def count(app: Any) -> int:
+        db = app.extensions["turnout"].db
+        with db.begin() as session:
+            return session.scalar(sa.select(sa.func.count()).select_from(db.models.Participant))
+
+    return count
+
+
+def write_file(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def project_file(project_dir: Path):
+    """``project_file("templates/ad.html", text)``: write (or replace) a file in the test project."""
+
+    def write(relative: str, text: str) -> Path:
+        return write_file(project_dir / relative, text)
+
+    return write

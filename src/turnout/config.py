@@ -67,7 +67,11 @@ class RawConfig(configparser.ConfigParser):
             if not self.has_section(section):
                 self.add_section(section)
             for key, value in layer.items(section, raw=True):
-                self.set(section, key, value)
+                try:
+                    self.set(section, key, value)
+                except ValueError:  # BasicInterpolation refuses a lone % at set time
+                    raise ConfigError(f"{origin} [{section}] {key}: bad %-interpolation in {value!r}; "
+                                      "write a literal % as %%") from None
                 self.origins[(section, key)] = origin
 
     def set_from(self, section: str, key: str, value: str, origin: str) -> None:
@@ -224,9 +228,12 @@ def normalize_database_url(url: str, project_dir: Path, where: str) -> str:
 
     try:
         parsed = make_url(url)
-    except ArgumentError:
+        port = parsed.port  # a non-numeric port fails here, as ValueError
+    except (ArgumentError, ValueError):
         raise ConfigError(f"{where}: {url!r} is not a database URL (e.g. sqlite:///participants.db, "
                           "postgresql://user@host/db, mysql://user:pw@host/db)") from None
+    if port is not None and not 0 < port < 65536:
+        raise ConfigError(f"{where}: port {port} is out of range (1 to 65535)")
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         database = parsed.database or ""

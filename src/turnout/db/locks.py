@@ -38,26 +38,42 @@ def locked_session(db: Database, name: str, timeout_s: int = 20) -> Iterator[Ses
             with db.begin(immediate=True) as session:
                 yield session
             return
-        session = db.sessionmaker()
-        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-        mysql_name = "turnout:" + hashlib.sha256(name.encode()).hexdigest()[:40]
-        try:
-            if backend == "postgresql":
+        if backend == "postgresql":
+            # Transaction-scoped: released by the session's own COMMIT or ROLLBACK. Scoped to
+            # the schema, so studies in other schemas of one database do not wait on each other.
+            with db.begin() as session:
+                schema = session.execute(text("SELECT current_schema()")).scalar() or ""
+                digest = hashlib.sha256(f"{schema}|{name}".encode()).digest()
+                key = int.from_bytes(digest[:8], "big", signed=True)
                 session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-            else:
-                got = session.execute(text("SELECT GET_LOCK(:n, :t)"), {"n": mysql_name, "t": timeout_s}).scalar()
-                if got != 1:
-                    raise Unavailable("the server is busy assigning conditions; please retry")
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            if backend not in ("postgresql", "sqlite"):
+                yield session
+            return
+        # MariaDB/MySQL named locks belong to the connection, not the transaction, so take,
+        # use and release the lock on one connection. (Releasing it through a session after
+        # COMMIT ran on whichever pooled connection came next, and the lock stayed held.)
+        with db.engine.connect() as conn:
+            # Named locks are server-wide: scope the name to this database, or every study
+            # on the server would queue behind every other study's first visits.
+            schema = conn.execute(text("SELECT DATABASE()")).scalar() or ""
+            mysql_name = "turnout:" + hashlib.sha256(f"{schema}|{name}".encode()).hexdigest()[:40]
+            got = conn.execute(text("SELECT GET_LOCK(:n, :t)"), {"n": mysql_name, "t": timeout_s}).scalar()
+            conn.commit()
+            if got != 1:
+                raise Unavailable("the server is busy assigning conditions; please retry")
+            try:
+                session = db.sessionmaker(bind=conn)
                 try:
-                    session.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": mysql_name})
+                    yield session
                     session.commit()
-                except Exception:  # the connection may be gone; the lock dies with it
+                except BaseException:
                     session.rollback()
-            session.close()
+                    raise
+                finally:
+                    session.close()
+            finally:
+                try:
+                    conn.rollback()
+                    conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": mysql_name})
+                    conn.commit()
+                except Exception:  # the connection is broken; the lock dies with it
+                    conn.invalidate()

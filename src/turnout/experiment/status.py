@@ -51,7 +51,12 @@ class Outcome(enum.Enum):
 
 
 def can_transition(old: int | None, new: Status) -> bool:
-    current = Status(old if old is not None else Status.NOT_ACCEPTED)
+    """Whether ``old`` may become ``new``. A stored status outside psiTurk's 0-7 (left by
+    some other tool) is never overwritten: refusing is safe, guessing is not."""
+    try:
+        current = Status(old if old is not None else Status.NOT_ACCEPTED)
+    except ValueError:
+        return False
     return new in ALLOWED[current]
 
 
