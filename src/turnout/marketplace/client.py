@@ -73,7 +73,9 @@ def make_client(
     else:
         endpoint_url = endpoint_url or ENDPOINTS[mode]
     config = Config(
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        # total_max_attempts counts the first try; botocore's "max_attempts" key would
+        # count retries only (5 would mean 6 requests).
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
         connect_timeout=CONNECT_TIMEOUT,
         read_timeout=READ_TIMEOUT,
     )

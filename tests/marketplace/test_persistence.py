@@ -1,0 +1,76 @@
+"""The store survives restarts and tolerates several servers on one file."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from turnout.clock import ManualClock
+from turnout.marketplace import make_client
+from turnout.marketplace.local import ThreadedMarketplace, WorkerActionRefused
+from turnout.marketplace.local.testing import START, external_question
+
+pytestmark = pytest.mark.local_only
+HIT = {"Title": "t", "Description": "d", "Reward": "1.00", "AssignmentDurationInSeconds": 600,
+       "LifetimeInSeconds": 3600, "Question": external_question("https://example.org/x")}
+
+
+def test_hits_money_workers_and_tokens_survive_a_restart(tmp_path: Path) -> None:
+    clock = ManualClock(START)
+    store = tmp_path / "mturk.db"
+    with ThreadedMarketplace(store, clock=clock, self_check=True) as first:
+        client = make_client("local", endpoint_url=first.endpoint_url, max_attempts=1)
+        hit = client.create_hit(**HIT, UniqueRequestToken="campaign:1:round:1:hit:1")["HIT"]
+        worker = first.state.workers.register()
+        done = first.state.workers.submit(first.state.workers.accept(worker.worker_id, hit["HITId"]).assignment_id)
+        client.approve_assignment(AssignmentId=done.assignment_id)
+    with ThreadedMarketplace(store, clock=clock, self_check=True) as second:
+        client = make_client("local", endpoint_url=second.endpoint_url, max_attempts=1)
+        assert client.get_hit(HITId=hit["HITId"])["HIT"]["NumberOfAssignmentsCompleted"] == 1
+        assert client.get_account_balance()["AvailableBalance"] == "9998.80"
+        assert second.state.workers.get(worker.worker_id) == worker
+        with pytest.raises(client.exceptions.RequestError, match=hit["HITId"]):
+            client.create_hit(**HIT, UniqueRequestToken="campaign:1:round:1:hit:1")
+        assert second.app.drift == []
+
+
+def test_two_servers_on_one_file_never_overfill_a_hit_or_lose_a_write(tmp_path: Path) -> None:
+    clock = ManualClock(START)
+    store = tmp_path / "shared.db"
+    with ThreadedMarketplace(store, clock=clock) as a, ThreadedMarketplace(store, clock=clock) as b:
+        clients = [make_client("local", endpoint_url=m.endpoint_url, max_attempts=1) for m in (a, b)]
+        hit = clients[0].create_hit(**HIT, MaxAssignments=5)["HIT"]
+        workers = a.state.workers.seed(12)
+
+        def accept(i: int) -> bool:
+            side = (a, b)[i % 2].state.workers
+            try:
+                side.accept(workers[i].worker_id, hit["HITId"])
+                return True
+            except WorkerActionRefused:
+                return False
+
+        def create(i: int) -> str:
+            return clients[i % 2].create_hit(**HIT, RequesterAnnotation=str(i))["HIT"]["HITId"]
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            accepted = list(pool.map(accept, range(12)))
+            created = list(pool.map(create, range(16)))
+        assert sum(accepted) == 5
+        assert len(set(created)) == 16
+        seen = b.state.get_hit(hit["HITId"])
+        assert (seen.pending, seen.available, seen.status) == (5, 0, "Unassignable")
+        total = 0
+        token: Any = None
+        while True:
+            page = clients[1].list_hits(MaxResults=100, **({"NextToken": token} if token else {}))
+            total += page["NumResults"]
+            token = page.get("NextToken")
+            if not token:
+                break
+        assert total == 17
+        assert a.state.balance() == Decimal("10000.00")
