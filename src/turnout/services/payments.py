@@ -426,6 +426,7 @@ def _in_scope(target: Target, version: str) -> bool:
 def _run(ctx: MarketContext, action: str, kind: str, targets: Sequence[Target], *, reason: str | None = None,
          version: str | None = None) -> BatchResult:
     result = BatchResult(action, ctx.mode)
+    rewards = _rewards(ctx, [t.hit_id for t in targets if t.hit_id]) if kind in ("approve", "unreject") else {}
     for target in targets:
         if version is not None and not _in_scope(target, version):
             result.items.append(ItemResult(kind, target.assignment_id, "skipped",
@@ -434,9 +435,22 @@ def _run(ctx: MarketContext, action: str, kind: str, targets: Sequence[Target], 
                                            uniqueid=target.uniqueid))
             continue
         result.items.append(_execute(ctx, f"{kind}:{ctx.mode}:{target.assignment_id}", kind, target,
-                                     reason=reason))
+                                     amount=rewards.get(target.hit_id or ""), reason=reason))
     _after(ctx, result, targets)
     return result
+
+
+def _rewards(ctx: MarketContext, hit_ids: Sequence[str]) -> dict[str, Decimal]:
+    """The reward of each HIT turnout created: what approving one assignment of it pays."""
+    R = ctx.db.models.HitRecord
+    ids = list(dict.fromkeys(hit_ids))
+    found: dict[str, Decimal] = {}
+    with ctx.db.begin() as session:
+        for start in range(0, len(ids), 500):
+            for hit_id, reward in session.execute(select(R.hit_id, R.reward).where(
+                    R.mode == ctx.mode, R.hit_id.in_(ids[start:start + 500]))):
+                found[hit_id] = Decimal(reward)
+    return found
 
 
 def _after(ctx: MarketContext, result: BatchResult, targets: Sequence[Target]) -> None:

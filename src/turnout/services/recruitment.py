@@ -78,15 +78,12 @@ def require_live_confirmation(ctx: MarketContext, confirmed: bool, what: str) ->
 
 
 def parse_money(value: Any, *, what: str = "amount", allow_zero: bool = False) -> Decimal:
-    """A dollar amount as Decimal with cents, from a string (never a float on the way in).
-
-    A ``float`` (psiTurk's ``bonus`` column) is converted through its shortest repr, so
-    0.1 becomes Decimal("0.10"), not 0.1000000000000000055...
-    """
+    """A dollar amount as Decimal with cents, from a string or Decimal; floats are refused,
+    so no amount is ever rounded on its way to the marketplace."""
     if isinstance(value, Decimal):
         text = str(value)
     elif isinstance(value, float):
-        text = repr(value)
+        raise InvalidInput(f"{what} must be given as a string like \"1.25\", not a float ({value!r})")
     elif isinstance(value, int) and not isinstance(value, bool):
         text = str(value)
     elif isinstance(value, str):
