@@ -621,3 +621,42 @@ def test_create_hit_type_reuses_identical_types_and_feeds_create_hit_with_hit_ty
     assert mturk.create_hit_type(**{**spec, "Reward": "0.51"})["HITTypeId"] != first
     hit = mturk.create_hit_with_hit_type(HITTypeId=first, LifetimeInSeconds=600, Question=external_question(URL))["HIT"]
     assert (hit["HITTypeId"], hit["Reward"], hit["MaxAssignments"]) == (first, "0.50", 1)
+
+
+@local_only
+def test_qualification_score_follows_grants_and_revocations(mturk: Any, market: Any) -> None:
+    qtid = mturk.create_qualification_type(Name="score", Description="d", QualificationTypeStatus="Active")["QualificationType"]["QualificationTypeId"]
+    worker = market.state.workers.register()
+    with pytest.raises(mturk.exceptions.RequestError, match="does not exist"):
+        mturk.get_qualification_score(QualificationTypeId=qtid, WorkerId=worker.worker_id)
+    mturk.associate_qualification_with_worker(QualificationTypeId=qtid, WorkerId=worker.worker_id, IntegerValue=7)
+    score = mturk.get_qualification_score(QualificationTypeId=qtid, WorkerId=worker.worker_id)["Qualification"]
+    assert (score["IntegerValue"], score["Status"], score["GrantTime"]) == (7, "Granted", START)
+    mturk.disassociate_qualification_from_worker(QualificationTypeId=qtid, WorkerId=worker.worker_id)
+    with pytest.raises(mturk.exceptions.RequestError, match="status of: Granted"):
+        mturk.get_qualification_score(QualificationTypeId=qtid, WorkerId=worker.worker_id)
+    mturk.delete_qualification_type(QualificationTypeId=qtid)
+    with pytest.raises(mturk.exceptions.RequestError):
+        mturk.get_qualification_type(QualificationTypeId=qtid)
+
+
+@local_only
+def test_list_hits_for_qualification_type(mturk: Any, make_hit: Any) -> None:
+    qtid = mturk.create_qualification_type(Name="gate", Description="d", QualificationTypeStatus="Active")["QualificationType"]["QualificationTypeId"]
+    gated = make_hit(QualificationRequirements=[{"QualificationTypeId": qtid, "Comparator": "DoesNotExist"}])
+    make_hit()
+    listed = mturk.list_hits_for_qualification_type(QualificationTypeId=qtid, MaxResults=10)["HITs"]
+    assert [h["HITId"] for h in listed] == [gated["HITId"]]
+
+
+@local_only
+def test_blocked_workers_cannot_find_or_accept_hits(mturk: Any, make_hit: Any, market: Any, worker: Any) -> None:
+    hit = make_hit()
+    mturk.create_worker_block(WorkerId=worker.worker_id, Reason="spam")
+    assert mturk.list_worker_blocks()["WorkerBlocks"] == [{"WorkerId": worker.worker_id, "Reason": "spam"}]
+    assert market.state.workers.assignable_hits(worker.worker_id) == []
+    with pytest.raises(WorkerActionRefused) as excinfo:
+        market.state.workers.accept(worker.worker_id, hit["HITId"])
+    assert excinfo.value.code == "Blocked"
+    mturk.delete_worker_block(WorkerId=worker.worker_id, Reason="ok now")
+    market.state.workers.accept(worker.worker_id, hit["HITId"])

@@ -31,7 +31,7 @@ from .state import FAULT_KINDS, MarketplaceState
 
 _REFUSAL_STATUS = {
     "UnknownWorker": 404, "UnknownHIT": 404, "UnknownAssignment": 404,
-    "NotQualified": 403, "WrongWorker": 403,
+    "NotQualified": 403, "WrongWorker": 403, "Blocked": 403,
 }
 
 ROUTES = [

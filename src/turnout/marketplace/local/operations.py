@@ -306,6 +306,36 @@ def list_workers_with_qualification_type(state: MarketplaceState, p: Params, ctx
     return _page("Qualifications", [qualification_to_wire(q) for q in page.items], page.next_token)
 
 
+def get_qualification_score(state: MarketplaceState, p: Params, ctx: Context) -> Result:
+    return {"Qualification": qualification_to_wire(state.get_qualification_score(p["QualificationTypeId"], p["WorkerId"]))}
+
+
+def delete_qualification_type(state: MarketplaceState, p: Params, ctx: Context) -> Result:
+    state.delete_qualification_type(p["QualificationTypeId"])
+    return {}
+
+
+def list_hits_for_qualification_type(state: MarketplaceState, p: Params, ctx: Context) -> Result:
+    page = state.list_hits_for_qualification_type(p["QualificationTypeId"], max_results=p.get("MaxResults"),
+                                                  next_token=p.get("NextToken"))
+    return _page("HITs", [hit_to_wire(h) for h in page.items], page.next_token)
+
+
+def create_worker_block(state: MarketplaceState, p: Params, ctx: Context) -> Result:
+    state.create_worker_block(p["WorkerId"], p["Reason"])
+    return {}
+
+
+def delete_worker_block(state: MarketplaceState, p: Params, ctx: Context) -> Result:
+    state.delete_worker_block(p["WorkerId"])
+    return {}
+
+
+def list_worker_blocks(state: MarketplaceState, p: Params, ctx: Context) -> Result:
+    page = state.list_worker_blocks(max_results=p.get("MaxResults"), next_token=p.get("NextToken"))
+    return _page("WorkerBlocks", [{"WorkerId": w, "Reason": r} for w, r in page.items], page.next_token)
+
+
 def notify_workers(state: MarketplaceState, p: Params, ctx: Context) -> Result:
     failures = state.notify_workers(subject=p["Subject"], message=p["MessageText"], worker_ids=p["WorkerIds"])
     return {"NotifyWorkersFailureStatuses": [

@@ -134,6 +134,9 @@ CREATE TABLE IF NOT EXISTS faults (
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, ms INTEGER NOT NULL, event_type TEXT NOT NULL,
     hit_id TEXT, hit_type_id TEXT, assignment_id TEXT, worker_id TEXT);
+CREATE TABLE IF NOT EXISTS worker_blocks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, worker_id TEXT NOT NULL UNIQUE, reason TEXT NOT NULL,
+    created_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS notifications (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, ms INTEGER NOT NULL, worker_id TEXT NOT NULL,
     subject TEXT NOT NULL, message TEXT NOT NULL);
@@ -141,7 +144,7 @@ CREATE TABLE IF NOT EXISTS notifications (
 # Children before parents, so reset() satisfies the foreign keys.
 _TABLES = ("assignments", "previews", "bonuses", "hits", "hit_types", "request_tokens",
            "qualification_types", "qualifications", "workers", "ledger", "faults", "events",
-           "notifications")
+           "notifications", "worker_blocks")
 
 
 def to_ms(instant: datetime) -> int:
@@ -1023,7 +1026,78 @@ class MarketplaceState:
             return Page([Qualification(r["qualification_type_id"], r["worker_id"], r["integer_value"], r["status"],
                                        from_ms(r["grant_ms"])) for r in rows], token)
 
-    # ------------------------------------------------------------------ workers (registry) and mail
+    def get_qualification_score(self, qtid: str, worker_id: str) -> Qualification:
+        """A worker's value for one of the requester's types.
+
+        Observed answers clients match on (Dallinger's get_current_qualification_score):
+        "does not exist" when the worker never had it, and "This operation can be called
+        with a status of: Granted" once revoked. GUESS: system types are refused.
+        """
+        with self.transaction() as tx:
+            self._own_qtype_row(tx, qtid)
+            row = tx.one("SELECT * FROM qualifications WHERE qualification_type_id = ? AND worker_id = ?", qtid, worker_id)
+            if row is None:
+                raise E.RequestError(f"You requested a Qualification that does not exist: {qtid} for worker {worker_id}.",
+                                     E.QUALIFICATION_DOES_NOT_EXIST)
+            if row["status"] != "Granted":
+                raise E.RequestError("This operation can be called with a status of: Granted", "AWS.MechanicalTurk.InvalidQualificationState")
+            return Qualification(qtid, worker_id, row["integer_value"], row["status"], from_ms(row["grant_ms"]))
+
+    def delete_qualification_type(self, qtid: str) -> None:
+        """Dispose of a type and every grant of it. GUESS: immediate (MTurk does it
+        asynchronously); HITs that require it keep the requirement, which nobody meets."""
+        with self.transaction() as tx:
+            self._own_qtype_row(tx, qtid)
+            tx.run("UPDATE qualification_types SET deleted_ms = ? WHERE id = ?", tx.now_ms, qtid)
+            tx.run("DELETE FROM qualifications WHERE qualification_type_id = ?", qtid)
+
+    def list_hits_for_qualification_type(self, qtid: str, *, max_results: int | None = None,
+                                         next_token: str | None = None) -> Page[Hit]:
+        """Live HITs with a requirement on ``qtid`` (own or system type), oldest first."""
+        size = pagination.page_size(max_results)
+        filters = {"QualificationTypeId": qtid}
+        with self.transaction() as tx:
+            if qtid not in quals.SYSTEM_TYPES:
+                self._own_qtype_row(tx, qtid)
+            key = pagination.decode(next_token, "ListHITsForQualificationType", filters)
+            pattern = f'%"QualificationTypeId": "{qtid}"%'
+            rows = self._hit_rows(tx, "h.deleted_ms IS NULL AND h.seq > ? AND t.qualification_requirements LIKE ? ORDER BY h.seq LIMIT ?",
+                                  key[0] if key else 0, pattern, size + 1)
+            more = len(rows) > size
+            rows = rows[:size]
+            token = pagination.encode("ListHITsForQualificationType", filters, [rows[-1]["seq"]]) if more else None
+            return Page(self._snapshots(tx, rows), token)
+
+    # ------------------------------------------------------------------ workers (registry), blocks and mail
+
+    def create_worker_block(self, worker_id: str, reason: str) -> None:
+        """Block a worker from this requester's HITs (model doc, CreateWorkerBlock); they can
+        no longer find, preview or accept them. Unknown workers get the observed
+        ParameterValidationError (aws/aws-sdk-java#2055)."""
+        with self.transaction() as tx:
+            self._require_worker(tx, worker_id)
+            tx.run("INSERT INTO worker_blocks (worker_id, reason, created_ms) VALUES (?, ?, ?) "
+                   "ON CONFLICT (worker_id) DO UPDATE SET reason = excluded.reason", worker_id, reason, tx.now_ms)
+
+    def delete_worker_block(self, worker_id: str) -> None:
+        """Unblock. GUESS: unblocking a worker who is not blocked succeeds silently."""
+        with self.transaction() as tx:
+            self._require_worker(tx, worker_id)
+            tx.run("DELETE FROM worker_blocks WHERE worker_id = ?", worker_id)
+
+    def list_worker_blocks(self, *, max_results: int | None = None, next_token: str | None = None) -> Page[tuple[str, str]]:
+        size = pagination.page_size(max_results)
+        with self.transaction() as tx:
+            key = pagination.decode(next_token, "ListWorkerBlocks", {})
+            rows = tx.all("SELECT * FROM worker_blocks WHERE seq > ? ORDER BY seq LIMIT ?", key[0] if key else 0, size + 1)
+            more = len(rows) > size
+            rows = rows[:size]
+            token = pagination.encode("ListWorkerBlocks", {}, [rows[-1]["seq"]]) if more else None
+            return Page([(r["worker_id"], r["reason"]) for r in rows], token)
+
+    @staticmethod
+    def _blocked(tx: Tx, worker_id: str) -> bool:
+        return tx.one("SELECT 1 FROM worker_blocks WHERE worker_id = ?", worker_id) is not None
 
     def _require_worker(self, tx: Tx, worker_id: str) -> Worker:
         row = tx.one("SELECT * FROM workers WHERE id = ?", worker_id)

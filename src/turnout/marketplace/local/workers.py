@@ -114,6 +114,8 @@ class WorkerSide:
         out: list[Hit] = []
         with self.state.transaction() as tx:
             worker = self._worker(tx, worker_id)
+            if self.state._blocked(tx, worker_id):
+                return []
             custom = self.state._custom_quals(tx, worker_id)
             after = 0
             while len(out) < limit:
@@ -142,6 +144,10 @@ class WorkerSide:
             raise WorkerActionRefused("UnknownHIT", f"HIT {hit_id} does not exist or has been deleted.")
         return self.state._snapshots(tx, rows)[0]
 
+    def _refuse_blocked(self, tx: Tx, worker_id: str) -> None:
+        if self.state._blocked(tx, worker_id):
+            raise WorkerActionRefused("Blocked", f"Worker {worker_id} is blocked by this requester.")
+
     @staticmethod
     def _has_free_slot(tx: Tx, hit: Hit) -> bool:
         # Previews never block an accept; only accepted and finished assignments take slots.
@@ -166,6 +172,7 @@ class WorkerSide:
         with self.state.transaction() as tx:
             worker = self._worker(tx, worker_id)
             hit = self._hit(tx, hit_id)
+            self._refuse_blocked(tx, worker_id)
             if tx.now >= hit.expiration:
                 raise WorkerActionRefused("HITExpired", f"HIT {hit_id} has expired.")
             ok, qtid = quals.allowed(hit.qualification_requirements, worker, self.state._custom_quals(tx, worker_id), quals.PREVIEW)
@@ -182,6 +189,7 @@ class WorkerSide:
         with self.state.transaction() as tx:
             worker = self._worker(tx, worker_id)
             hit = self._hit(tx, hit_id)
+            self._refuse_blocked(tx, worker_id)
             if tx.now >= hit.expiration:
                 raise WorkerActionRefused("HITExpired", f"HIT {hit_id} has expired.")
             if self._has_worked_on(tx, hit_id, worker_id):
