@@ -80,10 +80,16 @@ def simulate(ctx: click.Context, count: int, dropout: float, seed: int | None, m
         else:
             where = f" {result.uniqueid}" if result.uniqueid else ""
             click.echo(f"{result.worker_id}{where}: {result.outcome} ({result.detail})")
+            for problem in result.problems:
+                click.echo(f"  problem: {problem}")
     if as_json:
         click.echo(json.dumps({"summary": report.counts(), "seed": seed, "workers": count}))
     else:
         click.echo(report.summary())
+    problems = sum(1 for r in report.results if r.problems)
+    if problems and not as_json:
+        click.echo(f"{problems} worker(s) met a problem that a real participant would have met too; "
+                   "see the server log", err=True)
     if report.count("error"):
         raise CliError(f"{report.count('error')} simulated worker(s) hit an error; see the lines above "
                        "and the server log")

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
 import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,9 +21,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from simulation_stack import Study, make_project, running_study
 from turnout.clock import ManualClock
+from turnout.config import TableNames
+from turnout.db.engine import Database
 from turnout.simulation.behaviour import Fate, Plan, plan_workers
 from turnout.simulation.browser import Browser, NotLoopback, is_loopback_url
 from turnout.simulation.workers import Outcome, Report, run_workers
@@ -308,3 +314,68 @@ def test_arrivals_turn_away_workers_beyond_the_in_progress_limit(study: Study):
     arrivals.join()
     assert Counter(r.outcome for r in arrivals.results)[Outcome.SUBMITTED] == sum(
         1 for r in arrivals.results if r.fate is Fate.FINISH)
+
+
+# --- turnout serve with arrivals ----------------------------------------------------
+
+
+def _arrivals_processes(project: Path) -> list[int]:
+    """PIDs of arrivals processes for this project (read from /proc; nothing is signalled)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"turnout.simulation.arrivals" in argv and str(project).encode() in argv:
+            found.append(int(entry.name))
+    return found
+
+
+def _wait_for(predicate: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_turnout_serve_runs_one_arrivals_process_that_fills_the_database(tmp_path: Path):
+    from servers import TURNOUT, free_port
+
+    project = make_project(tmp_path / "demo")
+    with open(project / "config.txt", "a", encoding="utf-8") as config:
+        config.write("\n[Marketplace]\nsimulate_arrival_rate = 600\nsimulate_pace = 0\nsimulate_dropout = 0\n")
+    port = free_port()
+    env = {**os.environ, "TURNOUT_LOGFILE": "-", "TURNOUT_LAUNCH_IN_MODE": "local",
+           "TURNOUT_AD_URL_DOMAIN": "127.0.0.1", "TURNOUT_AD_URL_PORT": str(port), "TURNOUT_AD_URL_PROTOCOL": "http",
+           "TURNOUT_DATABASE_URL": f"sqlite:///{project / 'participants.db'}"}
+    log_path = project / "serve.log"
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen([TURNOUT, "-C", str(project), "serve", "--host", "127.0.0.1", "--port", str(port),
+                                   "--workers", "3"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        db = Database(env["TURNOUT_DATABASE_URL"], TableNames())
+
+        def submitted() -> int:
+            if server.poll() is not None:
+                raise AssertionError(f"turnout serve exited:\n{log_path.read_text()}")
+            try:
+                with db.begin() as session:
+                    return len(list(session.scalars(select(db.models.Participant.uniqueid)
+                                                    .where(db.models.Participant.status == SUBMITTED))))
+            except Exception:  # the schema is still being created
+                return 0
+
+        _wait_for(lambda: submitted() >= 3, 120, "three simulated participants to submit")
+        assert len(_arrivals_processes(project)) == 1  # one stream, not one per worker process
+        text = log_path.read_text()
+        assert "simulated arrivals are on" in text and "posted HIT" in text
+        db.dispose()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    _wait_for(lambda: not _arrivals_processes(project), 30, "the arrivals process to stop with the server")

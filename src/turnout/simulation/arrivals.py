@@ -3,8 +3,9 @@
 With ``[Marketplace] simulate_arrival_rate = R`` (workers per minute) and mode ``local``,
 ``turnout serve`` gets one dedicated arrivals process. It sends workers at random
 (Poisson) times averaging R a minute, each walking the study at a tenth of real speed so
-that a dashboard shows people in progress, and posts a HIT through the normal HIT service
-whenever none is open, so a demo's database keeps filling.
+that a dashboard shows people in progress (``simulate_pace``, real seconds per simulated
+second; a fifth do not finish, ``simulate_dropout``), and posts a HIT through the normal
+HIT service whenever none is open, so a demo's database keeps filling.
 
 Why a process of its own: gunicorn builds the app in every worker process, and a thread
 there would mean one arrival stream per worker. Every worker calls ``start_background``
@@ -115,7 +116,7 @@ class Arrivals:
         except Exception as exc:  # a bad config must not kill the server; say why in its log
             log.error("simulated arrivals: no HIT is open and posting one failed: %s", exc)
             return None
-        log.info("simulated arrivals: no HIT was open in the offline marketplace, so posted HIT %s "
+        log.warning("simulated arrivals: no HIT was open in the offline marketplace, so posted HIT %s "
                  "(%d assignments, $%s) through the HIT service's boto3 client", hit_id, DEMO_ASSIGNMENTS,
                  DEMO_REWARD)
         return hit_id
@@ -163,7 +164,8 @@ class Arrivals:
             monotonic: Callable[[], float] = time.monotonic) -> None:
         wait = wait or self.stop.wait
         rng = random.Random(f"turnout-arrivals:{self.seed}")
-        log.info("simulated arrivals: about %g workers a minute (seed %d)", self.rate, self.seed)
+        log.warning("simulated arrivals are on: about %g workers a minute (seed %d); "
+                    "set [Marketplace] simulate_arrival_rate = 0 to stop them", self.rate, self.seed)
         while not self.stop.is_set():
             if wait(rng.expovariate(self.rate / 60.0)):
                 break
@@ -202,6 +204,20 @@ def start_background(settings: Settings) -> subprocess.Popen[bytes] | None:
     return proc
 
 
+def option(settings: Settings, key: str, default: float, low: float, high: float) -> float:
+    """An optional ``[Marketplace]`` number (``simulate_pace``, ``simulate_dropout``)."""
+    from turnout.config import ConfigError
+
+    text = settings.get("Marketplace", key, fallback=str(default)) or str(default)
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"config.txt [Marketplace] {key}: expected a number, got {text!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"config.txt [Marketplace] {key}: {value:g} is out of range ({low:g} to {high:g})")
+    return value
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -225,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = load_settings(args.project)
+        pace = option(settings, "simulate_pace", ARRIVAL_PACE, 0.0, 10.0)
+        dropout = option(settings, "simulate_dropout", ARRIVAL_DROPOUT, 0.0, 1.0)
     except ConfigError as exc:
         print(f"turnout arrivals: {exc}", file=sys.stderr)
         return 1
@@ -234,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0  # another arrivals process serves this store
     if settings.default_mode != "local" or settings.simulate_arrival_rate <= 0:
         return 0
-    arrivals = Arrivals(settings, rate_per_minute=settings.simulate_arrival_rate, seed=args.seed)
+    arrivals = Arrivals(settings, rate_per_minute=settings.simulate_arrival_rate, seed=args.seed, pace=pace,
+                        dropout=dropout)
 
     def stop(*_: Any) -> None:
         arrivals.stop.set()

@@ -100,12 +100,15 @@ class Result:
     error_number: int | None = None
     detail: str = ""
     requests: Counter[str] = field(default_factory=Counter)
+    # Things that went wrong without ending the visit (e.g. the project's bonus route failed).
+    problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"index": self.index, "worker_id": self.worker_id, "fate": self.fate.value,
                 "outcome": self.outcome, "hit_id": self.hit_id, "assignment_id": self.assignment_id,
                 "uniqueid": self.uniqueid, "trials_saved": self.trials_saved,
-                "error_number": self.error_number, "detail": self.detail, "requests": dict(self.requests)}
+                "error_number": self.error_number, "detail": self.detail, "requests": dict(self.requests),
+                "problems": list(self.problems)}
 
 
 @dataclass
@@ -189,6 +192,7 @@ class SimulatedWorker:
         self._elapsed_ms = 0
         self.token: str | None = None
         self.task: dict[str, Any] = {}
+        self._probing = False  # calling a guessed custom route, not one the project's script names
 
     # ------------------------------------------------------------------ time
 
@@ -394,7 +398,10 @@ class SimulatedWorker:
 
         self._questionnaire(sync_url)
         for route in bonus_routes:                               # e.g. computeBonus('compute_bonus', ...)
-            self.xhr("GET", urllib.parse.urljoin(exp.url, route), params={"uniqueId": uniqueid})
+            reply = self.xhr("GET", urllib.parse.urljoin(exp.url, route), params={"uniqueId": uniqueid})
+            if not reply.ok and not (reply.status == 404 and self._probing):
+                # psiTurk's example would leave this participant stuck; we note it and go on.
+                self.result.problems.append(f"GET /{route.lstrip('/')} answered HTTP {reply.status}")
         complete_url = urllib.parse.urljoin(exp.url, "/complete?" + urllib.parse.urlencode(
             {"uniqueId": uniqueid, "mode": mode, **({"turnout_token": self.token} if self.token else {})},
             safe=":"))
@@ -425,6 +432,7 @@ class SimulatedWorker:
             routes = list(self.custom_routes)
         elif not routes:
             routes = ["compute_bonus"]  # psiTurk's example route; a 404 just means the project has none
+            self._probing = True
         return routes, pages
 
     def _instructions(self, pages: Sequence[str]) -> None:
