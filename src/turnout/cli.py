@@ -186,6 +186,7 @@ def export(ctx: click.Context, out_dir: Path, fmt: str, codeversion: str | None,
         click.echo(f"{out_dir / f'{kind}.{suffix}'}: {n} rows")
 
 
+import turnout.cli_marketplace  # noqa: E402,F401  (turnout hit/worker/ledger/balance/mode)
 from turnout import cli_simulate  # noqa: E402,F401  (turnout simulate)
 
 if __name__ == "__main__":  # pragma: no cover
