@@ -74,3 +74,32 @@ def test_two_servers_on_one_file_never_overfill_a_hit_or_lose_a_write(tmp_path: 
                 break
         assert total == 17
         assert a.state.balance() == Decimal("10000.00")
+
+
+def test_a_server_in_another_process_shares_the_store(tmp_path: Path) -> None:
+    """Real multi-process use (gunicorn workers): a standalone server process and this one."""
+    import subprocess
+    import sys
+
+    store = tmp_path / "procs.db"
+    proc = subprocess.Popen([sys.executable, "-m", "turnout.marketplace.local", "--port", "0", "--store", str(store)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()  # "turnout offline marketplace on http://127.0.0.1:PORT/ (store: ...)"
+        assert "offline marketplace on http://" in banner, banner + (proc.stdout.read() if proc.poll() is not None else "")
+        other = make_client("local", endpoint_url=banner.split(" on ", 1)[1].split(" ", 1)[0], max_attempts=1)
+        # Both on the wall clock: two processes must agree on time, or one settles the other's future.
+        with ThreadedMarketplace(store) as here:
+            mine = make_client("local", endpoint_url=here.endpoint_url, max_attempts=1)
+            hit = other.create_hit(**HIT, MaxAssignments=3)["HIT"]
+            assert mine.get_hit(HITId=hit["HITId"])["HIT"]["Title"] == "t"
+            worker = here.state.workers.register()
+            done = here.state.workers.submit(here.state.workers.accept(worker.worker_id, hit["HITId"]).assignment_id)
+            other.approve_assignment(AssignmentId=done.assignment_id)
+            with pytest.raises(mine.exceptions.RequestError, match="status of: Submitted"):
+                mine.approve_assignment(AssignmentId=done.assignment_id)
+            assert mine.get_account_balance()["AvailableBalance"] == "9998.80"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

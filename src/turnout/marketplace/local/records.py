@@ -77,8 +77,8 @@ class Worker:
     """A worker in the offline marketplace's registry.
 
     The attributes feed MTurk's system qualifications (see quals.py). They are whatever
-    the registry was seeded with; approvals made here do not change them (GUESS-free by
-    design: real MTurk updates them on its own schedule).
+    the registry was seeded with. GUESS (a simplification): approvals made here do not
+    change them; real MTurk updates them on its own schedule.
     """
 
     worker_id: str

@@ -276,7 +276,12 @@ def _check_hit_common(params: Mapping[str, Any], *, needs_question: bool) -> Non
 
 
 def check_cross_field(operation: str, params: Mapping[str, Any]) -> None:
-    """Rules the model's shapes cannot express; run after ``validate_input`` succeeded."""
+    """Rules the model's shapes cannot express; run after ``validate_input`` succeeded.
+
+    They answer ``ParameterValidationError``, the code MTurk was observed to use for
+    well-formed but unacceptable values (errors.py). GUESS: that MTurk uses the same code
+    for these cross-field rules.
+    """
     if operation in ("CreateHIT", "CreateHITWithHITType"):
         _check_hit_common(params, needs_question=True)
     elif operation == "CreateHITType":
