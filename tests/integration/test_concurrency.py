@@ -28,7 +28,6 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from conftest import copy_project
 from turnout.config import TableNames
 from turnout.db.engine import Database
 
@@ -69,15 +68,17 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+def live_server(database_url: str, project_dir: Path, tmp_path: Path) -> Iterator[LiveServer]:
     """``turnout serve --workers 4`` on a project copy with 4 conditions, on ``database_url``."""
-    project = copy_project(tmp_path / "project")
+    project = project_dir
     config = project / "config.txt"
     _set_option(config, "num_conds", str(NUM_CONDS))
     _set_option(config, "num_counters", "1")
     port = _free_port()
     log = tmp_path / "server.out"
-    env = dict(os.environ, TURNOUT_DATABASE_URL=database_url, PYTHONUNBUFFERED="1")
+    # sandbox: the experiment server alone, without local mode's offline marketplace mounted.
+    env = dict(os.environ, TURNOUT_DATABASE_URL=database_url, TURNOUT_LAUNCH_IN_MODE="sandbox",
+               PYTHONUNBUFFERED="1")
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(VENV_BIN / "turnout"), "-C", str(project), "serve", "--host", "127.0.0.1",
@@ -95,7 +96,7 @@ def live_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
             try:
                 if requests.get(url + "/", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or too busy starting up
                 pass
             if time.monotonic() > deadline:
                 pytest.fail(f"turnout serve did not answer within {START_TIMEOUT_S}s:\n"
@@ -110,16 +111,6 @@ def live_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
             proc.kill()
             proc.wait(timeout=30)
         db.dispose()
-
-
-_local = threading.local()
-
-
-def _http() -> requests.Session:
-    """One connection-reusing session per thread (requests.Session is not thread-safe)."""
-    if not hasattr(_local, "session"):
-        _local.session = requests.Session()
-    return _local.session
 
 
 def _exp_url(server: LiveServer, worker: str, assignment: str) -> str:
@@ -137,7 +128,7 @@ def _failure(server: LiveServer, what: str) -> str:
 
 def test_200_concurrent_first_visits_balance_four_conditions(live_server: LiveServer) -> None:
     def visit(i: int) -> tuple[int, str]:
-        r = _http().get(_exp_url(live_server, f"W{i:04d}", f"A{i:04d}"), timeout=REQUEST_TIMEOUT_S)
+        r = requests.get(_exp_url(live_server, f"W{i:04d}", f"A{i:04d}"), timeout=REQUEST_TIMEOUT_S)
         return r.status_code, r.text
 
     results = _run_all([lambda i=i: visit(i) for i in range(200)], threads=64)
@@ -160,7 +151,7 @@ def test_20_concurrent_double_loads_make_one_row(live_server: LiveServer) -> Non
 
     def load() -> tuple[int, str | None]:
         barrier.wait(timeout=REQUEST_TIMEOUT_S)
-        r = _http().get(url, timeout=REQUEST_TIMEOUT_S)
+        r = requests.get(url, timeout=REQUEST_TIMEOUT_S)
         match = TOKEN.search(r.text)
         return r.status_code, match.group(1) if match else None
 
@@ -199,7 +190,7 @@ def test_concurrent_sync_puts_never_replace_newer_data_with_stale(live_server: L
     rng.shuffle(jobs)
 
     def put(uid: str, trials: int) -> int:
-        r = _http().put(f"{live_server.url}/sync/{uid}", data=_sync_body(uid, trials),
+        r = requests.put(f"{live_server.url}/sync/{uid}", data=_sync_body(uid, trials),
                         headers={"Content-Type": "application/json", "X-Turnout-Token": participants[uid]},
                         timeout=REQUEST_TIMEOUT_S)
         return r.status_code
