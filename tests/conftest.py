@@ -144,10 +144,57 @@ def app(make_app, sqlite_url: str) -> Any:
     return make_app(sqlite_url)
 
 
+@pytest.fixture(scope="session")
+def _shared_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One database per backend for the whole run, made on first use and dropped at the end.
+
+    Creating a schema and running the migrations for every test costs more than the test;
+    tests that need an empty or un-migrated database use ``database_url`` instead.
+    """
+    made: dict[str, str] = {}
+    drops: list[Any] = []
+
+    class Cache(dict):
+        def __missing__(self, backend: str) -> str:
+            url, drop = _fresh_namespace(backend, tmp_path_factory.mktemp(f"shared-{backend}"))
+            drops.append(drop)
+            self[backend] = url
+            return url
+
+    cache = Cache(made)
+    yield cache
+    for drop in drops:
+        drop()
+
+
+def _empty_tables(url: str) -> None:
+    """Delete every row (keeping the schema and its version stamp) after a test."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            inspector = sa.inspect(conn)
+            for table in inspector.get_table_names():
+                if table.startswith("turnout_schema_"):
+                    continue
+                conn.execute(sa.text(f"DELETE FROM {engine.dialect.identifier_preparer.quote(table)}"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def shared_database_url(request: pytest.FixtureRequest, _shared_databases: dict[str, str]) -> Iterator[str]:
+    """A migrated database on each backend in turn, emptied of rows after the test."""
+    url = _shared_databases[request.param]
+    try:
+        yield url
+    finally:
+        _empty_tables(url)
+
+
 @pytest.fixture
-def db_app(make_app, database_url: str) -> Any:
+def db_app(make_app, shared_database_url: str) -> Any:
     """The app on each database backend in turn."""
-    return make_app(database_url)
+    return make_app(shared_database_url)
 
 
 @pytest.fixture

@@ -92,14 +92,22 @@ def test_plans_are_a_function_of_seed_and_index():
     assert not any(p.fate is Fate.FINISH for p in plan_workers(1, 50, dropout=1.0))
 
 
-def test_plan_trials_look_like_psiturk_stroop_data():
-    plan = plan_workers(3, 1, trials=9)[0]
-    assert len(plan.trials) == 9
-    for trial in plan.trials:
-        assert set(trial.data) == {"phase", "word", "color", "relation", "response", "hit", "rt"}
-        assert trial.data["phase"] == "TEST"
-        assert trial.data["hit"] == (trial.data["response"] == trial.data["color"])
+def test_plan_trials_look_like_the_stroop_template_data():
+    plan = plan_workers(3, 1, trials=12, practice=4)[0]
+    trials = plan.trials(condition=1)
+    assert trials == plan.trials(condition=1)  # deterministic per condition
+    assert [t.data["phase"] for t in trials] == ["PRACTICE"] * 4 + ["TEST"] * 12
+    for trial in trials:
+        # psiTurk's example fields, plus the template's block, trial, key and correct
+        assert set(trial.data) == {"phase", "block", "trial", "word", "color", "relation", "key", "response",
+                                   "hit", "correct", "rt"}
+        assert trial.data["hit"] == trial.data["correct"] == (trial.data["response"] == trial.data["color"])
+        assert trial.data["relation"] == ("congruent" if trial.data["word"] == trial.data["color"].upper()
+                                          else "incongruent")
         assert trial.data["rt"] == trial.rt_ms > 0
+    congruent = [t.data["relation"] for t in trials[4:]].count("congruent")
+    assert congruent == 3  # condition 1: a quarter of the test words match their ink
+    assert [t.data["relation"] for t in plan.trials(0)[4:]].count("congruent") == 6
     assert plan.worker_id.startswith("A") and len(plan.worker_id) == 14
 
 
@@ -156,8 +164,8 @@ def test_dropouts_quit_early_return_or_abandon_and_finishers_store_every_trial(s
             assert row.status == 2  # STARTED: the page is still open somewhere
         else:
             assert row.status == SUBMITTED
-            tests = [d["trialdata"] for d in data["data"] if d["trialdata"].get("phase") == "TEST"]
-            assert tests == [t.data for t in plan.trials]
+            blocks = [d["trialdata"] for d in data["data"] if d["trialdata"].get("phase") in ("PRACTICE", "TEST")]
+            assert blocks == [t.data for t in plan.trials(row.cond)]
             assert data["questiondata"] == plan.questionnaire
             assert [d["current_trial"] for d in data["data"]] == list(range(plan.recorded_trials()))
             assert data["eventdata"][0]["eventtype"] == "initialized"
@@ -187,9 +195,11 @@ def test_finishers_call_the_projects_bonus_route_and_submit_answers(study: Study
         assert result.requests["GET /worker_submitted"] == 1
         assert result.requests["POST /_mturk/mturk/externalSubmit"] == 1
         assert result.requests["PUT /sync"] >= 3  # startTask, periodic saves, the questionnaire
-        if "compute_bonus" in (study.settings.project_dir / "custom.py").read_text(encoding="utf-8"):
-            hits = sum(1 for t in plan.trials if t.data["hit"])
-            assert float(rows[result.uniqueid].bonus) == pytest.approx(round(0.02 * hits, 2))
+        trials = plan.trials(rows[result.uniqueid].cond)
+        every_hit = sum(1 for t in trials if t.data["hit"])
+        test_hits = sum(1 for t in trials if t.data["hit"] and t.data["phase"] == "TEST")
+        # the fixture's custom.py pays for every hit, the template's for test trials only
+        assert float(rows[result.uniqueid].bonus) in (pytest.approx(0.02 * every_hit), pytest.approx(0.02 * test_hits))
     for assignment in study.state.assignments_for_hit(hit_id):
         assert assignment.status == "Submitted"
         assert f"<FreeText>{assignment.worker_id}</FreeText>" in (assignment.answer or "")

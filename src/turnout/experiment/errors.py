@@ -52,7 +52,9 @@ class ExperimentError(Exception):
     def error_page(self, request: Any, contact_address: str) -> Any:
         from flask import render_template
 
-        context = {k: v for k, v in request.args.items()}
+        # psiTurk passes the query string to the page as variables. One named like
+        # render_template's own parameter must not turn the error page into a 500.
+        context = {k: v for k, v in request.args.items() if k != "template_name_or_list"}
         context.update(self.template_vars)
         context.update(errornum=self.errornum, errordesc=self.errordesc, contact_address=contact_address)
         return render_template("error.html", **context)
