@@ -103,3 +103,22 @@ def test_a_server_in_another_process_shares_the_store(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_shared_manual_clock_is_one_time_for_every_server_on_the_store(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    import requests
+
+    from turnout.marketplace.local import SharedManualClock
+
+    store = tmp_path / "clocked.db"
+    clock_a, clock_b = SharedManualClock(store, start=START), SharedManualClock(store, start=START + timedelta(days=9))
+    assert clock_b.now() == START  # the first start wins; later openers join it
+    with ThreadedMarketplace(store, clock=clock_a) as a, ThreadedMarketplace(store, clock=clock_b) as b:
+        hit = make_client("local", endpoint_url=a.endpoint_url, max_attempts=1).create_hit(**HIT)["HIT"]
+        moved = requests.post(b.control_url + "/clock/advance", json={"seconds": 3600}, timeout=10).json()
+        assert moved["manual"] is True and moved["now"] == (START + timedelta(hours=1)).isoformat()
+        assert make_client("local", endpoint_url=a.endpoint_url, max_attempts=1).get_hit(HITId=hit["HITId"])["HIT"]["HITStatus"] == "Reviewable"
+    with pytest.raises(ValueError):
+        clock_a.advance(-1)

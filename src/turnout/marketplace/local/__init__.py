@@ -6,6 +6,7 @@ Start with ``create_app`` (WSGI), ``serve`` (standalone) or ``ThreadedMarketplac
 docs/marketplace.md.
 """
 
+from .clock import SharedManualClock
 from .errors import (
     MarketplaceError,
     ParameterValidationError,
@@ -47,6 +48,7 @@ __all__ = [
     "QualificationType",
     "RequestError",
     "ServiceFault",
+    "SharedManualClock",
     "ThreadedMarketplace",
     "ThrottlingException",
     "Transaction",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from turnout.clock import ManualClock
+from turnout.clock import utcnow
 
+from .clock import SharedManualClock
 from .server import serve
 
 
@@ -15,13 +16,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=22362)
     parser.add_argument("--store", default="offline-mturk.db", help="SQLite file holding the marketplace state")
     parser.add_argument("--manual-clock", action="store_true",
-                        help="start a ManualClock at the current time, moved only by POST /_control/clock/advance")
+                        help="keep time in the store (a SharedManualClock starting now), moved only by "
+                             "POST /_control/clock/advance; every process serving the store shares it")
     args = parser.parse_args(argv)
-    clock = None
-    if args.manual_clock:
-        from turnout.clock import utcnow
-
-        clock = ManualClock(utcnow())
+    clock = SharedManualClock(args.store, start=utcnow()) if args.manual_clock else None
     serve(args.host, args.port, args.store, clock=clock)
 
 

@@ -88,6 +88,7 @@ CREATE TABLE IF NOT EXISTS hits (
     review_status TEXT NOT NULL DEFAULT 'NotReviewed', reviewing INTEGER NOT NULL DEFAULT 0,
     deleted_ms INTEGER);
 CREATE INDEX IF NOT EXISTS hits_type ON hits(hit_type_id);
+CREATE INDEX IF NOT EXISTS hits_live_expiry ON hits(expiration_ms) WHERE deleted_ms IS NULL;
 CREATE TABLE IF NOT EXISTS assignments (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
     hit_id TEXT NOT NULL REFERENCES hits(id), worker_id TEXT NOT NULL, status TEXT NOT NULL,
