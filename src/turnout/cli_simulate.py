@@ -38,8 +38,10 @@ def _check_server(url: str) -> None:
 @click.option("--seed", type=int, help="Seed for a reproducible run (default: a random one, printed).")
 @click.option("--mode", type=click.Choice(["local"]), default="local", show_default=True,
               help="Simulated workers exist only in the offline marketplace.")
-@click.option("--trials", type=click.IntRange(1, 1000), default=18, show_default=True,
+@click.option("--trials", type=click.IntRange(1, 1000), default=24, show_default=True,
               help="Test trials each worker does.")
+@click.option("--practice", type=click.IntRange(0, 1000), default=8, show_default=True,
+              help="Practice trials before the test.")
 @click.option("--pace", type=click.FloatRange(0, 10), default=0.0, show_default=True,
               help="Real seconds per simulated second (0: as fast as the server answers).")
 @click.option("--post-hit", is_flag=True,
@@ -47,7 +49,7 @@ def _check_server(url: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per worker, then a summary object.")
 @click.pass_context
 def simulate(ctx: click.Context, count: int, dropout: float, seed: int | None, mode: str, trials: int,
-             pace: float, post_hit: bool, as_json: bool) -> None:
+             practice: int, pace: float, post_hit: bool, as_json: bool) -> None:
     """Send simulated workers to the offline marketplace: each takes an open HIT and does the study
     over HTTP, as a participant's browser would (the server must be running: `turnout serve`)."""
     from turnout.marketplace.local import MarketplaceState
@@ -72,7 +74,7 @@ def simulate(ctx: click.Context, count: int, dropout: float, seed: int | None, m
         seed = secrets.randbelow(2**31)
     click.echo(f"sending {count} simulated workers (seed {seed}, dropout {dropout:g}); "
                f"rerun with --seed {seed} to repeat this run on a fresh marketplace", err=True)
-    plans = plan_workers(seed, count, dropout=dropout, trials=trials)
+    plans = plan_workers(seed, count, dropout=dropout, trials=trials, practice=practice)
     report = run_workers(plans, state.workers, pace=pace)
     for result in report.results:
         if as_json:

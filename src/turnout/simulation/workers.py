@@ -376,7 +376,10 @@ class SimulatedWorker:
         if not inexp.ok:                                         # ... and POST inexp
             raise _Stop(Outcome.ERROR, f"POST /inexp answered HTTP {inexp.status}")
 
-        for number, trial in enumerate(plan.trials):
+        condition = self.task.get("condition", 0)
+        trials = plan.trials(condition if isinstance(condition, int) else 0)
+        checkpoints = set(plan.saves_after())
+        for number, trial in enumerate(trials):
             if plan.stop_after is not None and number >= plan.stop_after:
                 break
             self.wait(trial.rt_ms)
@@ -386,8 +389,8 @@ class SimulatedWorker:
                 self.add_event("focus", "off")
                 self.wait(4000 + 1000 * (number % 7))
                 self.add_event("focus", "on")
-            if (number + 1) % plan.save_every == 0:
-                self.save(sync_url)
+            if number + 1 in checkpoints and number + 1 < plan.total_trials:
+                self.save(sync_url)                              # the task's checkpoints
 
         if plan.fate is Fate.QUIT:
             self._leave(exp.url, sync_url, uniqueid)
@@ -448,11 +451,12 @@ class SimulatedWorker:
                          "action": "FinishInstructions" if i == count - 1 else "NextPage", "viewTime": view_ms})
 
     def _questionnaire(self, sync_url: str) -> None:
+        self.save(sync_url)                                      # the end-of-test checkpoint
         self.record({"phase": "postquestionnaire", "status": "begin"})
         self.wait(self.plan.questionnaire_ms)
+        self.record({"phase": "postquestionnaire", "status": "submit"})
         for key, value in self.plan.questionnaire.items():
             self.task["questiondata"][key] = value
-        self.record({"phase": "postquestionnaire", "status": "submit"})
         self.save(sync_url)
 
     def _leave(self, page_url: str, sync_url: str, uniqueid: str) -> None:
