@@ -1,0 +1,140 @@
+"""``turnout hit|worker|ledger|balance|mode`` through click's runner, in local mode, with
+no server running: the commands serve the project's offline store in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from turnout.cli import main
+from turnout.config import load_settings
+from turnout.marketplace.local import MarketplaceState
+
+
+def run(project: Path, *args: str, input: str | None = None) -> Any:
+    return CliRunner().invoke(main, ["-C", str(project), *args], input=input)
+
+
+def ok_json(project: Path, *args: str) -> Any:
+    result = run(project, *args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def project(project_dir: Path) -> Path:
+    assert run(project_dir, "db", "upgrade").exit_code == 0
+    return project_dir
+
+
+def store(project: Path) -> MarketplaceState:
+    return MarketplaceState(load_settings(project).marketplace_store)
+
+
+def submit(project: Path, hit_id: str, count: int) -> list[str]:
+    side = store(project).workers
+    done = []
+    for _ in range(count):
+        worker = side.register()
+        done.append(side.submit(side.accept(worker.worker_id, hit_id).assignment_id, {"x": "1"}).assignment_id)
+    return done
+
+
+def test_hit_create_shows_cost_asks_and_creates(project: Path) -> None:
+    refused = run(project, "hit", "create", "3", "0.50", "1")
+    assert refused.exit_code == 1
+    assert "$1.50 + MTurk fees $0.30 (20%) = $1.80" in refused.output
+    assert "not confirmed" in refused.stderr
+    assert ok_json(project, "hit", "list") == []
+
+    created = run(project, "hit", "create", "3", "0.50", "1", input="y\n")
+    assert created.exit_code == 0, created.output
+    assert "created local HIT" in created.stdout
+    (listed,) = ok_json(project, "hit", "list")
+    assert (listed["max_assignments"], listed["reward"], listed["codeversion"]) == (3, "0.50", "1.0")
+
+
+def test_bad_input_is_one_line_and_non_zero(project: Path) -> None:
+    for args in (["hit", "create", "0", "1.00", "1", "--yes"], ["hit", "create", "2", "1.001", "1", "--yes"],
+                 ["hit", "create", "2", "1.00", "-1", "--yes"], ["hit", "create"], ["hit", "extend", "NOPE"],
+                 ["worker", "approve"], ["worker", "bonus", "--auto", "--amount", "1", "--all", "--reason", "x"],
+                 ["worker", "bonus", "--amount", "1", "--all"], ["mode", "nowhere"],
+                 ["hit", "expire"], ["hit", "list", "--active", "--reviewable"]):
+        result = run(project, *args)
+        assert result.exit_code != 0, args
+        assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+        assert result.stderr.startswith("turnout: "), (args, result.stderr)
+
+
+def test_approve_and_bonus_all_then_again_pays_nothing(project: Path) -> None:
+    hit_id = ok_json(project, "hit", "create", "4", "1.00", "1", "--yes")["hit_id"]
+    assignments = submit(project, hit_id, 2)
+    listed = ok_json(project, "worker", "list", "--submitted")
+    assert sorted(a["assignmentId"] for a in listed) == sorted(assignments)
+
+    approved = ok_json(project, "worker", "approve", "--all")
+    assert approved["counts"] == {"ok": 2}
+    bonused = ok_json(project, "worker", "bonus", "--amount", "0.25", "--reason", "thanks", "--all")
+    assert (bonused["counts"], bonused["paid"]) == ({"ok": 2}, "0.50")
+    balance = ok_json(project, "balance")["available_balance"]
+
+    again = run(project, "worker", "bonus", "--amount", "0.25", "--reason", "thanks", "--all")
+    assert again.exit_code == 0
+    assert "2 skipped" in again.stdout
+    assert ok_json(project, "balance")["available_balance"] == balance == "9997.00"
+    ledger = ok_json(project, "ledger", "list")
+    assert sorted((e["kind"], e["state"]) for e in ledger) == [("approve", "succeeded")] * 2 + [
+        ("bonus", "succeeded")] * 2
+
+
+def test_reject_then_unreject_and_delete(project: Path) -> None:
+    hit_id = ok_json(project, "hit", "create", "2", "1.00", "1", "--yes")["hit_id"]
+    (assignment,) = submit(project, hit_id, 1)
+    refused = run(project, "hit", "delete", hit_id)
+    assert refused.exit_code == 1 and "expire it first" in refused.stdout
+    assert ok_json(project, "worker", "reject", assignment, "--feedback", "blank answers")["counts"] == {"ok": 1}
+    assert ok_json(project, "worker", "unreject", assignment)["counts"] == {"ok": 1}
+    assert ok_json(project, "hit", "expire", "--all")[0]["ok"]
+    assert ok_json(project, "hit", "delete", "--all")[0]["ok"]
+    assert ok_json(project, "hit", "list") == []
+
+
+def test_extend_refuses_crossing_ten_up_front(project: Path) -> None:
+    hit_id = ok_json(project, "hit", "create", "5", "1.00", "1", "--yes")["hit_id"]
+    result = run(project, "hit", "extend", hit_id, "--assignments", "5")
+    assert result.exit_code == 1
+    assert "Add at most 4 here" in result.stderr
+    assert ok_json(project, "hit", "extend", hit_id, "--assignments", "4", "--expiration", "30")["max_assignments"] == 9
+
+
+def test_live_money_refuses_without_confirmation(project: Path) -> None:
+    # No stdin answer and no --yes: refused before any call to MTurk is made.
+    result = run(project, "worker", "approve", "--all", "--mode", "live")
+    assert result.exit_code == 1
+    assert "LIVE MTurk" in result.output and "not confirmed" in result.stderr
+    result = run(project, "worker", "bonus", "--auto", "--reason", "x", "--all", "--mode", "live", input="n\n")
+    assert result.exit_code == 1 and "cancelled" in result.stderr
+
+
+def test_mode_prints_and_rewrites_config_keeping_comments(project: Path) -> None:
+    assert ok_json(project, "mode") == {"mode": "local", "source": "config.txt"}
+    config = project / "config.txt"
+    config.write_text(config.read_text().replace("[Shell Parameters]", "# keep me\n[Shell Parameters]\n; and me"))
+    assert run(project, "mode", "sandbox").exit_code == 0
+    text = config.read_text()
+    assert "launch_in_mode = sandbox" in text and "# keep me" in text and "; and me" in text
+    assert ok_json(project, "mode")["mode"] == "sandbox"
+    assert ok_json(project, "mode", "--mode", "live")["mode"] == "live"  # --mode shows, never writes
+
+
+def test_set_launch_mode_adds_section_when_missing(tmp_path: Path) -> None:
+    from turnout.cli_marketplace import set_launch_mode
+
+    config = tmp_path / "config.txt"
+    config.write_text("[HIT Configuration]\ntitle = x")
+    set_launch_mode(config, "live")
+    assert config.read_text() == "[HIT Configuration]\ntitle = x\n\n[Shell Parameters]\nlaunch_in_mode = live\n"
