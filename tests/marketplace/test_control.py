@@ -48,7 +48,7 @@ def test_advancing_a_manual_clock_moves_marketplace_time(market: ThreadedMarketp
 
 
 def test_advancing_the_wall_clock_is_refused(tmp_path: Any) -> None:
-    with ThreadedMarketplace(tmp_path / "wall.db", clock=SystemClock()) as wall:
+    with ThreadedMarketplace(tmp_path / "wall.db", clock=SystemClock(), self_check=True) as wall:
         response = post(wall, "/clock/advance", {"seconds": 1})
     assert response.status_code == 409 and response.json()["error"]["code"] == "NotManualClock"
 

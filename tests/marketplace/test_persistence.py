@@ -41,7 +41,7 @@ def test_hits_money_workers_and_tokens_survive_a_restart(tmp_path: Path) -> None
 def test_two_servers_on_one_file_never_overfill_a_hit_or_lose_a_write(tmp_path: Path) -> None:
     clock = ManualClock(START)
     store = tmp_path / "shared.db"
-    with ThreadedMarketplace(store, clock=clock) as a, ThreadedMarketplace(store, clock=clock) as b:
+    with ThreadedMarketplace(store, clock=clock, self_check=True) as a, ThreadedMarketplace(store, clock=clock, self_check=True) as b:
         clients = [make_client("local", endpoint_url=m.endpoint_url, max_attempts=1) for m in (a, b)]
         hit = clients[0].create_hit(**HIT, MaxAssignments=5)["HIT"]
         workers = a.state.workers.seed(12)
@@ -74,6 +74,7 @@ def test_two_servers_on_one_file_never_overfill_a_hit_or_lose_a_write(tmp_path: 
                 break
         assert total == 17
         assert a.state.balance() == Decimal("10000.00")
+        assert a.app.drift == b.app.drift == []
 
 
 def test_a_server_in_another_process_shares_the_store(tmp_path: Path) -> None:
@@ -82,7 +83,7 @@ def test_a_server_in_another_process_shares_the_store(tmp_path: Path) -> None:
     import sys
 
     store = tmp_path / "procs.db"
-    proc = subprocess.Popen([sys.executable, "-m", "turnout.marketplace.local", "--port", "0", "--store", str(store)],
+    proc = subprocess.Popen([sys.executable, "-m", "turnout.marketplace.local", "--port", "0", "--store", str(store), "--self-check"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert proc.stdout is not None
@@ -90,7 +91,7 @@ def test_a_server_in_another_process_shares_the_store(tmp_path: Path) -> None:
         assert "offline marketplace on http://" in banner, banner + (proc.stdout.read() if proc.poll() is not None else "")
         other = make_client("local", endpoint_url=banner.split(" on ", 1)[1].split(" ", 1)[0], max_attempts=1)
         # Both on the wall clock: two processes must agree on time, or one settles the other's future.
-        with ThreadedMarketplace(store) as here:
+        with ThreadedMarketplace(store, self_check=True) as here:
             mine = make_client("local", endpoint_url=here.endpoint_url, max_attempts=1)
             hit = other.create_hit(**HIT, MaxAssignments=3)["HIT"]
             assert mine.get_hit(HITId=hit["HITId"])["HIT"]["Title"] == "t"
@@ -100,6 +101,7 @@ def test_a_server_in_another_process_shares_the_store(tmp_path: Path) -> None:
             with pytest.raises(mine.exceptions.RequestError, match="status of: Submitted"):
                 mine.approve_assignment(AssignmentId=done.assignment_id)
             assert mine.get_account_balance()["AvailableBalance"] == "9998.80"
+            assert here.app.drift == []
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -115,7 +117,7 @@ def test_shared_manual_clock_is_one_time_for_every_server_on_the_store(tmp_path:
     store = tmp_path / "clocked.db"
     clock_a, clock_b = SharedManualClock(store, start=START), SharedManualClock(store, start=START + timedelta(days=9))
     assert clock_b.now() == START  # the first start wins; later openers join it
-    with ThreadedMarketplace(store, clock=clock_a) as a, ThreadedMarketplace(store, clock=clock_b) as b:
+    with ThreadedMarketplace(store, clock=clock_a, self_check=True) as a, ThreadedMarketplace(store, clock=clock_b, self_check=True) as b:
         hit = make_client("local", endpoint_url=a.endpoint_url, max_attempts=1).create_hit(**HIT)["HIT"]
         moved = requests.post(b.control_url + "/clock/advance", json={"seconds": 3600}, timeout=10).json()
         assert moved["manual"] is True and moved["now"] == (START + timedelta(hours=1)).isoformat()

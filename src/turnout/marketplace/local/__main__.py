@@ -18,9 +18,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--manual-clock", action="store_true",
                         help="keep time in the store (a SharedManualClock starting now), moved only by "
                              "POST /_control/clock/advance; every process serving the store shares it")
+    parser.add_argument("--self-check", action="store_true",
+                        help="validate every response against botocore's model; drift answers a ServiceFault (for tests)")
     args = parser.parse_args(argv)
     clock = SharedManualClock(args.store, start=utcnow()) if args.manual_clock else None
-    serve(args.host, args.port, args.store, clock=clock)
+    serve(args.host, args.port, args.store, clock=clock, self_check=args.self_check)
 
 
 if __name__ == "__main__":

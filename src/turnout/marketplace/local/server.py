@@ -105,9 +105,9 @@ def create_app(store_path: str | os.PathLike[str], *, clock: Clock | None = None
 
 
 def serve(host: str, port: int, store_path: str | os.PathLike[str], *, clock: Clock | None = None,
-          allow_http_external_url: bool = True) -> None:
+          allow_http_external_url: bool = True, self_check: bool = False) -> None:
     """Run the marketplace standalone until interrupted (threaded werkzeug server)."""
-    app = create_app(store_path, clock=clock, allow_http_external_url=allow_http_external_url)
+    app = create_app(store_path, clock=clock, allow_http_external_url=allow_http_external_url, self_check=self_check)
     server = make_server(host, port, app, threaded=True)
     print(f"turnout offline marketplace on http://{host}:{server.server_port}/ (store: {os.fspath(store_path)})", flush=True)
     try:
