@@ -216,9 +216,24 @@ def load(uniqueid: str) -> Any:
     return jsonify(svc.load_data(ctx(), uniqueid, offered_tokens(uniqueid)))
 
 
+def request_body() -> bytes:
+    """The raw body, refused with 413 when it is over ``max_request_bytes``.
+
+    A body with a Content-Length over the limit is refused by werkzeug before reading. A
+    chunked one (no length) is only cut off at the limit, silently; a byte beyond the
+    cut means the body was too large, and a truncated save must not be stored.
+    """
+    body = request.get_data(cache=False)
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit is not None and request.content_length is None and len(body) >= limit \
+            and request.environ["wsgi.input"].read(1):
+        abort(413)
+    return body
+
+
 @bp.put("/sync/<path:uniqueid>")
 def update(uniqueid: str) -> Any:
-    svc.save_data(ctx(), uniqueid, request.get_data(cache=False), offered_tokens(uniqueid))
+    svc.save_data(ctx(), uniqueid, request_body(), offered_tokens(uniqueid))
     return jsonify(status="user data saved")
 
 

@@ -232,6 +232,15 @@ def parse_sync_body(body: bytes) -> tuple[str, dict[str, Any]]:
     return text, data
 
 
+def _stored_trial_count(session: Session, P: Any, uniqueid: str) -> int:
+    stored = session.scalar(select(P.datastring).where(P.uniqueid == uniqueid))
+    try:
+        data = json.loads(stored or "")
+    except ValueError:
+        return 0
+    return count_trials(data) if isinstance(data, dict) else 0
+
+
 def save_data(ctx: ExperimentContext, uniqueid: str, body: bytes, offered: Iterable[str | None]) -> int:
     """Store the full task data of a /sync PUT; returns the number of trials now stored.
 
@@ -248,10 +257,18 @@ def save_data(ctx: ExperimentContext, uniqueid: str, body: bytes, offered: Itera
         row = session.execute(select(P.token, P.trial_count).where(P.uniqueid == uniqueid)).first()
         if row is None:
             raise NotFound(f"no participant {uniqueid!r}")
-        stored_token, _ = row
+        stored_token, stored_trials = row
         if not token_matches(stored_token, offered, required=ctx.settings.participant_tokens):
             raise Forbidden("this request does not carry the participant token issued with the experiment "
                             "page; nothing was saved")
+        if stored_trials is None:
+            # A row psiTurk wrote before the upgrade has data but no count yet: count its
+            # stored trials once, so the stale-save guard below protects it too.
+            session.execute(
+                update(P).where(P.uniqueid == uniqueid, P.trial_count.is_(None))
+                .values(trial_count=_stored_trial_count(session, P, uniqueid))
+                .execution_options(synchronize_session=False)
+            )
         result = session.execute(
             update(P).where(P.uniqueid == uniqueid)
             .where(or_(P.trial_count.is_(None), P.trial_count <= trials))
