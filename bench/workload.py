@@ -26,28 +26,33 @@ KEYS = {"red": "r", "green": "g", "blue": "b", "yellow": "y"}
 BASE_MS = 1_700_000_000_000
 
 
-def trial_json(rng: random.Random, uniqueid: str, index: int, target_bytes: int) -> str:
-    """One element of psiturk.js's ``data`` list: a Stroop trial, padded to ``target_bytes``."""
-    word, color = rng.choice(WORDS), rng.choice(COLORS)
+_LETTERS = bytes(b"abcdefghijklmnopqrstuvwxyz "[b % 27] for b in range(256))
+
+
+def trial_json(rng: random.Random, uid_json: str, index: int, target_bytes: int) -> str:
+    """One element of psiturk.js's ``data`` list (a Stroop trial) as compact JSON, padded to
+    ``target_bytes`` with random letters (free-text fields real tasks carry; random, so the
+    database cannot compress them away). Formatted by hand: the seeder makes millions."""
+    word, color = WORDS[int(rng.random() * 4)], COLORS[int(rng.random() * 4)]
     correct = rng.random() < 0.93
-    response = KEYS[color] if correct else rng.choice("rgby")
-    trialdata = {"phase": "TEST" if index >= 4 else "INSTRUCTIONS", "block": index // 20, "trial": index,
-                 "word": word, "color": color, "congruent": word.lower() == color, "response": response,
-                 "hit": correct, "rt": rng.randint(280, 1900), "stim_onset_ms": rng.randint(400, 600),
-                 "device": "keyboard"}
-    element = {"uniqueid": uniqueid, "current_trial": index,
-               "dateTime": BASE_MS + index * 2100 + rng.randint(0, 900), "trialdata": trialdata}
-    text = json.dumps(element, separators=(",", ":"))
-    short = target_bytes - len(text) - len(',"notes":""')
-    if short > 0:  # free-text or extra fields that real tasks carry; random, so it does not compress away
-        trialdata["notes"] = "".join(rng.choices("abcdefghijklmnopqrstuvwxyz ", k=short))
-        text = json.dumps(element, separators=(",", ":"))
-    return text
+    response = KEYS[color] if correct else "rgby"[int(rng.random() * 4)]
+    text = (f'{{"uniqueid":{uid_json},"current_trial":{index},'
+            f'"dateTime":{BASE_MS + index * 2100 + int(rng.random() * 900)},"trialdata":{{'
+            f'"phase":"{"TEST" if index >= 4 else "INSTRUCTIONS"}","block":{index // 20},"trial":{index},'
+            f'"word":"{word}","color":"{color}","congruent":{"true" if word.lower() == color else "false"},'
+            f'"response":"{response}","hit":{"true" if correct else "false"},'
+            f'"rt":{280 + int(rng.random() * 1620)},"stim_onset_ms":{400 + int(rng.random() * 200)},'
+            f'"device":"keyboard"')
+    short = target_bytes - len(text) - len(',"notes":""}}')
+    if short > 0:
+        return f'{text},"notes":"{rng.randbytes(short).translate(_LETTERS).decode()}"}}}}'
+    return text + "}}"
 
 
 def task_trials(seed: int | str, uniqueid: str, count: int, target_bytes: int) -> list[str]:
     rng = random.Random(f"{seed}|{uniqueid}")
-    return [trial_json(rng, uniqueid, i, target_bytes) for i in range(count)]
+    uid_json = json.dumps(uniqueid)
+    return [trial_json(rng, uid_json, i, target_bytes) for i in range(count)]
 
 
 EVENTS = ('[{"eventtype":"initialized","value":null,"timestamp":%d,"interval":0},'
