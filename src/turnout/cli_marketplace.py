@@ -209,7 +209,7 @@ def hit_create(click_ctx: click.Context, n: str, reward: str, hours: str, requir
         confirm(f"{prefix}create this HIT?", yes)
         created = hits.create_hit(ctx, max_assignments=int(n), reward=reward, duration_hours=hours,
                                   require_qualification_ids=require, block_qualification_ids=block,
-                                  request_key=request_key)
+                                  request_key=request_key, confirm_live=True)
         created["mode"] = ctx.mode
         if ctx.mode in SEARCH_URLS:
             from urllib.parse import quote_plus
@@ -306,16 +306,19 @@ def hit_delete(click_ctx: click.Context, all_: bool, hit_ids: tuple[str, ...], m
 @click.argument("hit_id", metavar="HITID")
 @click.option("--assignments", type=int, metavar="N", help="Add N assignments.")
 @click.option("--expiration", "minutes", type=int, metavar="MINUTES", help="Add MINUTES to the HIT's lifetime.")
+@yes_option
 @mode_option
 @json_option
 @click.pass_context
 def hit_extend(click_ctx: click.Context, hit_id: str, assignments: int | None, minutes: int | None,
-               mode: str | None, as_json: bool) -> None:
+               yes: bool, mode: str | None, as_json: bool) -> None:
     """Add assignments and/or time to a HIT (never from under 10 assignments to 10 or more)."""
     from turnout.services import hits
 
     with market(click_ctx, mode) as ctx:
-        done = hits.extend_hit(ctx, hit_id, assignments=assignments, minutes=minutes)
+        if assignments:
+            confirm_money(ctx, f"add {assignments} assignment(s) to HIT {hit_id}", yes)
+        done = hits.extend_hit(ctx, hit_id, assignments=assignments, minutes=minutes, confirm_live=True)
 
     def text(d: dict[str, Any]) -> str:
         parts = []

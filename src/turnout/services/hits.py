@@ -35,6 +35,7 @@ from turnout.services.recruitment import (
     paginate,
     parse_money,
     request_token,
+    require_live_confirmation,
 )
 
 SECTION = "HIT Configuration"
@@ -380,7 +381,7 @@ def _hit_id_from(failure: CallFailure) -> str | None:
 
 def create_hit(ctx: MarketContext, *, max_assignments: int, reward: Any, duration_hours: Any,
                require_qualification_ids: Sequence[str] = (), block_qualification_ids: Sequence[str] = (),
-               request_key: str | None = None) -> dict[str, Any]:
+               request_key: str | None = None, confirm_live: bool = False) -> dict[str, Any]:
     """Post one HIT: record the intent, call CreateHIT with its token, record the outcome.
 
     ``request_key`` makes a create idempotent across calls (a campaign round passes
@@ -390,6 +391,7 @@ def create_hit(ctx: MarketContext, *, max_assignments: int, reward: Any, duratio
     """
     from turnout.services import qualifications
 
+    require_live_confirmation(ctx, confirm_live, "posting a HIT")
     repeat_block = qualifications.prepare_repeat_block(ctx)
     request = build_hit_request(ctx, max_assignments=max_assignments, reward=reward,
                                 duration_hours=duration_hours,
@@ -537,7 +539,7 @@ def _positive(value: int | None, what: str) -> int | None:
 
 
 def extend_hit(ctx: MarketContext, hit_id: str, *, assignments: int | None = None,
-               minutes: int | None = None) -> dict[str, Any]:
+               minutes: int | None = None, confirm_live: bool = False) -> dict[str, Any]:
     """Add assignments and/or time to a HIT.
 
     A HIT created with fewer than 10 assignments cannot reach 10 or more (MTurk's
@@ -548,6 +550,8 @@ def extend_hit(ctx: MarketContext, hit_id: str, *, assignments: int | None = Non
     minutes = _positive(minutes, "the number of minutes to add")
     if assignments is None and minutes is None:
         raise InvalidInput("say what to extend: a number of assignments and/or minutes")
+    if assignments:
+        require_live_confirmation(ctx, confirm_live, "adding assignments")
     hit = _call(ctx, f"HIT {hit_id}", "get_hit", HITId=hit_id)["HIT"]
     current = int(hit["MaxAssignments"])
     if assignments and current < LARGE_HIT <= current + assignments:
