@@ -16,10 +16,12 @@ class PsiturkConfig(RawConfig):
         self.global_config_name = global_config_name
 
     def load_config(self) -> None:
+        """Copy the configuration the running server validated (its files *and* the
+        environment it was started with), so custom code and server never disagree.
+        Outside a server, read the project in the current folder."""
         from turnout.compat import _runtime
 
-        project_dir = _runtime.settings.project_dir if _runtime else Path.cwd()
-        loaded = load_raw_config(Path(project_dir))
+        loaded = _runtime.settings.raw if _runtime else load_raw_config(Path.cwd())
         for section in loaded.sections():
             if not self.has_section(section):
                 self.add_section(section)
