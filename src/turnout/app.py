@@ -106,9 +106,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None, db: Database |
 
     from turnout.experiment.routes import bp as experiment_bp
 
-    app.register_blueprint(experiment_bp)
+    # The project's blueprint first: as in psiTurk, a custom route on a built-in path
+    # (a project's own /complete, say) wins over turnout's.
     if project.custom_blueprint is not None:
         app.register_blueprint(project.custom_blueprint)
+    app.register_blueprint(experiment_bp)
     if project.custom_init_app is not None:
         project.custom_init_app(app)
     create_custom_tables(db)

@@ -78,6 +78,20 @@ def load_conditions(root: Path) -> list[str] | None:
     return list(data)
 
 
+def forget_project_modules(root: Path) -> None:
+    """Drop custom.py and every module imported from the project folder.
+
+    An app may be built twice in one process (``turnout serve`` checks custom.py in the
+    parent before the workers build theirs); the project's helper modules must then be
+    imported afresh, or their models stay bound to the first build's database session.
+    """
+    resolved = root.resolve()
+    for name, module in list(sys.modules.items()):
+        filename = getattr(module, "__file__", None)
+        if name == "custom" or (filename and resolved in Path(filename).resolve().parents):
+            del sys.modules[name]
+
+
 def import_custom(root: Path) -> ModuleType | None:
     """Import the project's custom.py as the module ``custom``, as psiTurk does.
 
@@ -90,7 +104,7 @@ def import_custom(root: Path) -> ModuleType | None:
         return None
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    sys.modules.pop("custom", None)
+    forget_project_modules(root)
     spec = importlib.util.spec_from_file_location("custom", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -99,6 +113,11 @@ def import_custom(root: Path) -> ModuleType | None:
         spec.loader.exec_module(module)
     except ModuleNotFoundError as exc:
         sys.modules.pop("custom", None)
+        if (exc.name or "").split(".")[0] == "psiturk":
+            # Under psiTurk a psiturk.* module always existed, so dropping custom.py here
+            # would silently remove the project's routes; say what is missing instead.
+            raise ProjectError(f"{path}: custom.py imports {exc.name}, which turnout does not provide; "
+                               "please report it, or import what you need from elsewhere") from None
         log.warning("custom.py imports a module that is not installed (%s); running without custom.py", exc)
         return None
     except BaseException as exc:

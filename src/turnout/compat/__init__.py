@@ -63,6 +63,7 @@ def activate(settings: Any, db: Any) -> None:
     """Bind the shim to a project's settings and database, and install the import hook."""
     global _runtime
     _runtime = Runtime(settings=settings, db=db)
+    db.models.Participant.default_codeversion = settings.codeversion
     for name in [m for m in sys.modules if m == "psiturk" or m.startswith("psiturk.")]:
         module = sys.modules[name]
         if not getattr(module, "__name__", "").startswith(SHIM_PACKAGE):

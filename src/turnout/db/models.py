@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 from sqlalchemy import Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
@@ -86,6 +86,19 @@ def build_models(tables: TableNames) -> Models:
         # /exp page; the trial count lets /sync refuse a stale save without parsing the blob.
         token: Mapped[str | None] = mapped_column("turnout_token", String(64))
         trial_count: Mapped[int | None] = mapped_column("turnout_trials", Integer, default=0)
+
+        # Set by the psiturk compatibility layer from experiment_code_version.
+        default_codeversion: ClassVar[str | None] = None
+
+        def __init__(self, **kwargs: Any) -> None:
+            # psiTurk's constructor derived these, and project code builds
+            # Participant(workerid=..., assignmentid=..., hitid=...) relying on it.
+            if "uniqueid" not in kwargs and "workerid" in kwargs and "assignmentid" in kwargs:
+                kwargs["uniqueid"] = f"{kwargs['workerid']}:{kwargs['assignmentid']}"
+            kwargs.setdefault("status", 1)
+            kwargs.setdefault("codeversion", type(self).default_codeversion)
+            kwargs.setdefault("beginhit", datetime.now(UTC))
+            super().__init__(**kwargs)
 
         def __repr__(self) -> str:
             return f"<Participant {self.uniqueid} status={self.status}>"

@@ -11,7 +11,10 @@ from sqlalchemy.types import TypeDecorator
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC in Python, naive UTC in the database (psiTurk's storage, so old rows read right)."""
+    """Aware UTC in Python, naive UTC in the database (psiTurk's storage, so old rows read right).
+
+    turnout itself only writes aware values; naive ones from project code are kept as given.
+    """
 
     impl = DateTime
     cache_ok = True
@@ -20,7 +23,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("turnout stores only timezone-aware datetimes")
+            # Project code written for psiTurk sets naive datetimes (datetime.now()) and
+            # psiTurk stored them as they were: take them as already UTC.
+            return value
         return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:

@@ -132,6 +132,12 @@ def _choose_condition(session: Session, ctx: ExperimentContext, mode: str) -> tu
     return counterbalance.choose(counterbalance.grid(num_conds, num_counters), counts, ctx.rng)
 
 
+def peek_condition(ctx: ExperimentContext, mode: str) -> tuple[int, int]:
+    """The cell a new participant would get now (psiTurk's ``get_condition``); assigns nothing."""
+    with ctx.db.begin() as session:
+        return _choose_condition(session, ctx, mode)
+
+
 def start_experiment(ctx: ExperimentContext, *, hit_id: str, assignment_id: str, worker_id: str,
                      mode: str, info: RequestInfo) -> Any:
     """Find or create the participant for /exp; returns a detached row with its token."""
