@@ -358,7 +358,7 @@ def test_turnout_serve_runs_one_arrivals_process_that_fills_the_database(tmp_pat
 
     project = make_project(tmp_path / "demo")
     with open(project / "config.txt", "a", encoding="utf-8") as config:
-        config.write("\n[Marketplace]\nsimulate_arrival_rate = 600\nsimulate_pace = 0\nsimulate_dropout = 0\n")
+        config.write("\n[Marketplace]\nsimulate_arrival_rate = 120\nsimulate_pace = 0\nsimulate_dropout = 0\n")
     port = free_port()
     env = {**os.environ, "TURNOUT_LOGFILE": "-", "TURNOUT_LAUNCH_IN_MODE": "local",
            "TURNOUT_AD_URL_DOMAIN": "127.0.0.1", "TURNOUT_AD_URL_PORT": str(port), "TURNOUT_AD_URL_PROTOCOL": "http",

@@ -291,6 +291,9 @@ class SimulatedWorker:
             self.result.error_number = stop.error_number
         except NotLoopback as exc:
             self.result.outcome, self.result.detail = Outcome.ERROR, str(exc)
+        except OSError as exc:  # refused or reset: the server stopped, or never ran
+            log.info("simulated worker %s: the server did not answer: %s", plan.worker_id, exc)
+            self.result.outcome, self.result.detail = Outcome.ERROR, f"the server did not answer: {exc}"
         except Exception as exc:  # one worker's failure is reported, never fatal to the run
             log.warning("simulated worker %s failed: %s: %s", plan.worker_id, type(exc).__name__, exc)
             self.result.outcome, self.result.detail = Outcome.ERROR, f"{type(exc).__name__}: {exc}"
