@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -164,6 +165,32 @@ def test_save_retries_after_a_dropped_connection(page: Any, stub: Any) -> None:
     make_psiturk(page)
     save(page)
     assert outcomes(page, 1) == [["ok", {"status": "user data saved"}]]
+
+
+def save_order(put: Any) -> tuple[str, int]:
+    load, seq = re.fullmatch(r"(\d{13}-[0-9a-f]{8})\.(\d{1,9})", put.headers["x-turnout-save"]).groups()
+    return load, int(seq)
+
+
+def test_every_put_carries_a_growing_save_order_even_across_retries(page: Any, stub: Any) -> None:
+    stub.state.put_script = [503, 200, 200]
+    open_page(page, stub)
+    make_psiturk(page)
+    save(page)
+    outcomes(page, 1)
+    save(page)
+    outcomes(page, 2)
+    orders = [save_order(p) for p in stub.state.calls("PUT", "/sync/")]
+    assert len(orders) == 3
+    assert len({load for load, _ in orders}) == 1              # one page load
+    assert [seq for _, seq in orders] == [1, 2, 3]
+    page.reload()
+    page.wait_for_function("() => window.PsiTurk")
+    make_psiturk(page)
+    save(page)
+    outcomes(page, 1)
+    reloaded = save_order(stub.state.calls("PUT", "/sync/")[-1])
+    assert reloaded[0] > orders[0][0] and reloaded[1] == 1     # a later page load sorts after
 
 
 @pytest.mark.parametrize("status", [409, 403, 400])

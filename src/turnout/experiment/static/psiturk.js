@@ -13,7 +13,9 @@
  *     completeHIT() adds it to the completion URL as turnout_token. It is never sent to
  *     another origin.
  *   - saveData() retries when the network or the server fails for a moment, and never
- *     lets an older save overtake a newer one.
+ *     lets an older save overtake a newer one: saves leave one at a time, and each
+ *     carries X-Turnout-Save: <page load>.<sequence> so the server can refuse (409) one
+ *     that arrives after a newer one.
  *   - The quit-early notice is sent when the page is really left (pagehide), not when the
  *     "leave this page?" dialog is merely shown, so a participant who stays is not marked
  *     as a quitter.
@@ -26,6 +28,7 @@
   var TOKEN_META_NAME = "turnout-participant-token";
   var TOKEN_HEADER = "X-Turnout-Token";
   var TOKEN_PARAM = "turnout_token";
+  var SAVE_ORDER_HEADER = "X-Turnout-Save";
   var PATCH_MARK = "__turnoutTokenPatch";
 
   var SAVE_TIMEOUT_MS = 30000;       // a save that hangs this long counts as a network failure
@@ -242,6 +245,33 @@
     } catch (e) {
       setTimeout(function () { throw e; }, 0);
     }
+  }
+
+  // Orders this page's saves for the server: "<page load>.<sequence>", where the page
+  // load is the load time in ms (13 digits) plus 8 random hex digits, and the sequence
+  // grows with every PUT this page sends (a retry too: it carries the newest data).
+  var pageLoadId = (function () {
+    var hex = "";
+    var bytes = new Uint8Array(4);
+    if (global.crypto && global.crypto.getRandomValues) {
+      global.crypto.getRandomValues(bytes);
+    } else {
+      for (var i = 0; i < bytes.length; i += 1) {
+        bytes[i] = Math.floor(Math.random() * 256);
+      }
+    }
+    for (var j = 0; j < bytes.length; j += 1) {
+      hex += (bytes[j] < 16 ? "0" : "") + bytes[j].toString(16);
+    }
+    return ("0000000000000" + new Date().getTime()).slice(-13) + "-" + hex;
+  }());
+  var saveSequence = 0;
+
+  // The headers of one PUT /sync: the caller's, plus the next save-order stamp.
+  function saveHeaders(headers) {
+    saveSequence += 1;
+    headers[SAVE_ORDER_HEADER] = pageLoadId + "." + saveSequence;
+    return headers;
   }
 
   function canKeepalive() {
@@ -508,6 +538,7 @@
         type: "PUT",
         contentType: "application/json",
         data: JSON.stringify(taskdata.toJSON()),
+        headers: saveHeaders({}),
         timeout: SAVE_TIMEOUT_MS,
         success: function (response) {
           settle(true, response);
@@ -536,7 +567,7 @@
       if (canKeepalive() && byteLength(body) <= KEEPALIVE_MAX_BYTES) {
         global.fetch(_.result(taskdata, "url"), {
           method: "PUT",
-          headers: { "Content-Type": "application/json" },
+          headers: saveHeaders({ "Content-Type": "application/json" }),
           body: body,
           keepalive: true,
           credentials: "same-origin"
