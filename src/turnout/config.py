@@ -147,13 +147,21 @@ def load_raw_config(project_dir: Path, environ: Mapping[str, str] | None = None)
             except UnicodeDecodeError:
                 raise ConfigError(f"{path}: not a UTF-8 text file") from None
     for section, prefer, over in _BACK_COMPAT:
-        if raw.get(section, prefer, raw=True, fallback="").strip() or env.get(f"PSITURK_{prefer.upper()}"):
+        if raw.get(section, prefer, raw=True, fallback="").strip():
             raw.set_from(section, over, raw.get(section, prefer, raw=True), raw.where(section, prefer).split(" [")[0])
     for section in raw.sections():
         for key in list(raw.options(section)):
             for var in (_BARE_ENV.get(key), f"PSITURK_{key.upper()}", f"TURNOUT_{key.upper()}"):
                 if var and env.get(var):
                     raw.set_from(section, key, env[var].replace("%", "%%"), f"environment variable {var}")
+    # A preferred key set in the environment (PSITURK_ERRORLOG, PSITURK_ASSIGNMENTS_TABLE_NAME)
+    # is copied over its deprecated twin too, unless the environment set that twin itself.
+    # (psiTurk copied the *file* value here, so PSITURK_ERRORLOG=x.log blanked the logfile.)
+    from_env = "environment variable"
+    for section, prefer, over in _BACK_COMPAT:
+        if raw.origins.get((section, prefer), "").startswith(from_env) \
+                and not raw.origins.get((section, over), "").startswith(from_env):
+            raw.set_from(section, over, raw.get(section, prefer, raw=True), raw.origins[(section, prefer)])
     return raw
 
 
@@ -291,9 +299,11 @@ def load_settings(project_dir: str | Path = ".", environ: Mapping[str, str] | No
     )
     for key, name in (("table_name", tables.participants), ("hits_table_name", tables.hits),
                       ("campaigns_table_name", tables.campaigns), ("jobs_table_name", tables.jobs)):
-        if not name.replace("_", "").isalnum() or len(name) > 60:
+        # 40: index and schema-version names add up to 20 characters to the table name, and
+        # PostgreSQL (63) and MariaDB (64) refuse or silently cut longer identifiers.
+        if not name.replace("_", "").isalnum() or not name.isascii() or len(name) > 40:
             raise ConfigError(f"{raw.where('Database Parameters', key)}: {name!r} is not a valid table name "
-                              "(letters, digits and _ only, at most 60 characters)")
+                              "(letters, digits and _ only, at most 40 characters)")
     rules = tuple(r.strip() for r in raw.text("Task Parameters", "browser_exclude_rule").split(",") if r.strip())
     store = Path(raw.text("Marketplace", "local_store") or ".turnout/marketplace.db")
     return Settings(

@@ -139,6 +139,25 @@ def test_assignments_table_name_overrides_table_name_and_keeps_its_case(load, pr
     assert load().tables.participants == "StroopStudy"
 
 
+def test_psiturk_errorlog_from_environment_becomes_the_logfile(load, project_dir: Path) -> None:
+    assert load(PSITURK_ERRORLOG="/var/log/study.log").logfile == "/var/log/study.log"
+
+
+def test_logfile_from_environment_beats_errorlog_from_config_txt(load, project_dir: Path) -> None:
+    set_config(project_dir, "Server Parameters", "errorlog", "errors.log")
+    assert load(PSITURK_LOGFILE="env.log").logfile == "env.log"
+
+
+def test_assignments_table_name_from_environment_chooses_the_table(load) -> None:
+    assert load(PSITURK_ASSIGNMENTS_TABLE_NAME="EnvStudy").tables.participants == "EnvStudy"
+
+
+def test_table_name_longer_than_databases_allow_is_refused(load) -> None:
+    assert load(TURNOUT_TABLE_NAME="t" * 40).tables.participants == "t" * 40
+    message = config_error(load, TURNOUT_TABLE_NAME="t" * 41)
+    assert "[Database Parameters] table_name" in message and "40" in message
+
+
 def test_option_names_are_case_insensitive(load, project_dir: Path) -> None:
     text = (project_dir / "config.txt").read_text().replace("num_conds = 2", "Num_Conds = 4")
     (project_dir / "config.txt").write_text(text)
