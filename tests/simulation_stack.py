@@ -10,12 +10,10 @@ HIT posted for it sends workers to this server.
 from __future__ import annotations
 
 import random
-import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,36 +25,19 @@ from turnout.config import Settings, load_settings
 from turnout.db.engine import Database
 from turnout.db.migrate import upgrade
 
-FIXTURES = Path(__file__).parent / "fixtures"
 EXTERNAL_QUESTION = ('<ExternalQuestion xmlns="http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/'
                      '2006-07-14/ExternalQuestion.xsd"><ExternalURL>{url}</ExternalURL>'
                      "<FrameHeight>600</FrameHeight></ExternalQuestion>")
 
 
-def template_is_complete() -> bool:
-    """Whether ``turnout init`` makes a full project (the Stroop template) in this checkout."""
-    root = resources.files("turnout").joinpath("project_template")
-    needed = ["config.txt", "templates/ad.html", "templates/consent.html", "templates/exp.html",
-              "templates/thanks-mturksubmit.html", "templates/closepopup.html", "static/js/task.js"]
-    return all(root.joinpath(*name.split("/")).is_file() for name in needed)
-
-
 def make_project(dest: Path) -> Path:
-    """The project ``turnout init`` makes when its template is complete, else the test fixture."""
-    if template_is_complete():
-        from click.testing import CliRunner
+    """A new project made by ``turnout init``: the Stroop example, in local mode."""
+    from click.testing import CliRunner
 
-        from turnout.cli import main
+    from turnout.cli import main
 
-        result = CliRunner().invoke(main, ["init", str(dest)])
-        assert result.exit_code == 0, result.output
-        config = dest / "config.txt"
-        text = config.read_text(encoding="utf-8")
-        if "launch_in_mode" not in text:
-            text += "\n[Shell Parameters]\nlaunch_in_mode = local\n"
-        config.write_text(text, encoding="utf-8")
-        return dest
-    shutil.copytree(FIXTURES / "minimal_project", dest)
+    result = CliRunner().invoke(main, ["init", str(dest)])
+    assert result.exit_code == 0, result.output
     return dest
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from simulation_stack import Study, make_project, running_study, template_is_complete
+from simulation_stack import Study, make_project, running_study
 
 pytestmark = pytest.mark.browser
 
@@ -39,17 +39,14 @@ def choose_new_worker(page: Any, study: Study) -> str:
 
 def task_frame(page: Any) -> Any:
     page.wait_for_selector("iframe#task", timeout=STEP_MS)
-    frame = page.frame_locator("iframe#task")
-    handle = page.query_selector("iframe#task")
-    assert handle is not None
-    return frame, handle.content_frame()
+    return page.frame_locator("iframe#task")
 
 
-# --- doing the study: the turnout init Stroop task, or the small fixture project -----------
+# --- doing the study: the turnout init Stroop task ---------------------------------------
 
 
 def do_stroop_in_popup(page: Any, frame: Any) -> None:
-    """The template's ad opens consent + experiment in a popup; drive it as task.js's header says."""
+    """The ad opens consent and the experiment in a popup; drive it as task.js's header says."""
     with page.expect_popup(timeout=STEP_MS) as opened:
         frame.locator("#begin-experiment").click()
     popup = opened.value
@@ -76,54 +73,6 @@ def do_stroop_in_popup(page: Any, frame: Any) -> None:
     popup.wait_for_event("close", timeout=STEP_MS)  # closepopup.html reloads the HIT frame and closes
 
 
-def do_fixture_study_in_frame(page: Any, frame_locator: Any, frame: Any, study: Study) -> None:
-    """The fixture project's pages are plain links and have no task script: follow them in
-    the frame, then send what psiturk.js would from the experiment page itself."""
-    frame_locator.locator("#begin").click()
-    frame_locator.locator("#agree").click()
-    frame_locator.locator("#container-exp").wait_for(timeout=STEP_MS)
-    frame = page.query_selector("iframe#task").content_frame()
-    ok = frame.evaluate("""async () => {
-        const token = document.querySelector('meta[name="turnout-participant-token"]').content;
-        const headers = {"X-Turnout-Token": token};
-        const sync = "/sync/" + encodeURIComponent(uniqueId);
-        const record = await (await fetch(sync, {headers})).json();
-        record.data = [{uniqueid: uniqueId, current_trial: 0, dateTime: Date.now(),
-                        trialdata: {phase: "TEST", word: "RED", color: "red", hit: true, rt: 600}}];
-        record.currenttrial = 1;
-        const put = await fetch(sync, {method: "PUT", headers: {...headers, "Content-Type": "application/json"},
-                                       body: JSON.stringify(record)});
-        const form = {method: "POST", headers: {...headers,
-                      "Content-Type": "application/x-www-form-urlencoded"}, body: "uniqueId=" + uniqueId};
-        const inexp = await fetch("/inexp", form);
-        const done = await fetch(adServerLoc + "?uniqueId=" + uniqueId + "&mode=" + mode +
-                                 "&turnout_token=" + encodeURIComponent(token));
-        return put.ok && inexp.ok && done.ok;
-    }""")
-    assert ok
-    # closepopup's job, done by hand: show the ad again, which is now the thanks page.
-    frame.goto(page.query_selector("iframe#task").get_attribute("src"))
-
-
-def submit_thanks_page(frame: Any) -> None:
-    """The thanks page: the template has a button; the fixture only a form, so post it as
-    psiTurk's button would (GET /worker_submitted, then submit the form)."""
-    frame.wait_for_selector("form", state="attached", timeout=STEP_MS)
-    action = frame.eval_on_selector("form", "f => f.getAttribute('action')")
-    assert action == "/_mturk/mturk/externalSubmit"  # the server rewrote psiTurk's mturk.com form
-    button = frame.query_selector("form button, form input[type=submit], button#submit-hit, #submit-hit")
-    if button is not None:
-        button.click()
-        return
-    frame.evaluate("""async () => {
-        const form = document.querySelector("form");
-        const worker = form.querySelector("[name=workerId]").value;
-        const assignment = form.querySelector("[name=assignmentId]").value;
-        await fetch("/worker_submitted?uniqueId=" + worker + ":" + assignment);
-        form.submit();
-    }""")
-
-
 # --- tests ----------------------------------------------------------------------------------
 
 
@@ -137,26 +86,27 @@ def test_a_person_takes_the_hit_on_the_worker_site_and_it_ends_submitted(page: A
     assert row.locator("td.num").inner_text() == "3"
 
     row.get_by_role("button", name="Preview").click()
-    frame_locator, frame = task_frame(page)
+    frame_locator = task_frame(page)
     src = page.get_attribute("iframe#task", "src")
     assert "assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE" in src and "workerId" not in src
-    frame_locator.locator("#preview-note, #preview").first.wait_for(timeout=STEP_MS)
+    frame_locator.locator("#preview-note").wait_for(timeout=STEP_MS)
+    assert frame_locator.locator("#begin-experiment").count() == 0
 
     page.click("#accept")
     page.wait_for_selector("#status", timeout=STEP_MS)
     assert page.inner_text("#status") == "Accepted"
-    frame_locator, frame = task_frame(page)
+    frame_locator = task_frame(page)
     src = page.get_attribute("iframe#task", "src")
     assert f"workerId={worker_id}" in src and "turkSubmitTo=" in src and "mode=local" in src
     assignment_id = re.search(r"assignmentId=([A-Z0-9]+)", src).group(1)
 
-    if template_is_complete():
-        do_stroop_in_popup(page, frame_locator)
-        frame = page.query_selector("iframe#task").content_frame()
-    else:
-        do_fixture_study_in_frame(page, frame_locator, frame, study)
-        frame = page.query_selector("iframe#task").content_frame()
-    submit_thanks_page(frame)
+    do_stroop_in_popup(page, frame_locator)
+    # The frame now shows the thanks page, whose form the server pointed at the offline
+    # marketplace (psiTurk's template posts to mturk.com); its button calls /worker_submitted
+    # and then submits the form.
+    frame_locator.locator("#submit-hit").wait_for(timeout=STEP_MS)
+    assert frame_locator.locator("#mturk_form").get_attribute("action") == "/_mturk/mturk/externalSubmit"
+    frame_locator.locator("#submit-hit").click()
 
     # The assignment page notices the submission and shows it.
     page.wait_for_selector("#result h1", timeout=STEP_MS)
@@ -183,8 +133,8 @@ def test_a_worker_can_return_a_hit_and_forms_need_the_csrf_token(page: Any, stud
     page.goto(f"{study.url}/_mturk/worker/assignments/{assignment_id}")
     assert page.inner_text("#result h1") == "Returned"
 
-    hit_id = page.evaluate("() => null") or study.state.workers.assignment(assignment_id).hit_id
-    forged = page.request.post(f"{study.url}/_mturk/worker/hits/{hit_id}/accept", form={"csrf": "forged-token-x"})
-    assert forged.status == 403
-    assert [a.status for a in study.state.workers.assignments_of(
-        study.state.workers.assignment(assignment_id).worker_id)] == ["Returned"]
+    returned = study.state.workers.assignment(assignment_id)
+    forged = page.request.post(f"{study.url}/_mturk/worker/hits/{returned.hit_id}/accept",
+                               form={"csrf": "forged-token-0123456789"})
+    assert forged.status == 403  # the browser sends the cookie, but the form lacks the matching token
+    assert [a.status for a in study.state.workers.assignments_of(returned.worker_id)] == ["Returned"]
