@@ -65,7 +65,7 @@ def simulate(ctx: click.Context, count: int, dropout: float, seed: int | None, m
     if not hits:
         if not post_hit:
             raise CliError(f"no HIT is open in the offline marketplace ({_shown(settings, store)}); "
-                           "post one with --post-hit, or from the dashboard or CLI in mode local")
+                           "add --post-hit, or post one first: turnout hit create N REWARD HOURS")
         hit_id = _post(settings)
         click.echo(f"posted HIT {hit_id} in the offline marketplace", err=as_json)
         hits = open_hits(state)
