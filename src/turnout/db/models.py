@@ -86,6 +86,8 @@ def build_models(tables: TableNames) -> Models:
         # /exp page; the trial count lets /sync refuse a stale save without parsing the blob.
         token: Mapped[str | None] = mapped_column("turnout_token", String(64))
         trial_count: Mapped[int | None] = mapped_column("turnout_trials", Integer, default=0)
+        # The order key of the newest save applied (see services.participants.save_order_key).
+        save_key: Mapped[str | None] = mapped_column("turnout_save", String(40))
 
         # Set by the psiturk compatibility layer from experiment_code_version.
         default_codeversion: ClassVar[str | None] = None

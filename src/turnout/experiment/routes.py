@@ -38,6 +38,7 @@ bp = Blueprint("experiment", __name__)
 
 TOKEN_HEADER = "X-Turnout-Token"
 TOKEN_PARAM = "turnout_token"
+SAVE_HEADER = "X-Turnout-Save"
 MODE_MARKER = "workerId={{ workerid }}"
 _ID = re.compile(r"^[A-Za-z0-9_.@+\-]{1,100}$")
 _MODE = re.compile(r"^[A-Za-z0-9_\-]{1,32}$")
@@ -233,7 +234,8 @@ def request_body() -> bytes:
 
 @bp.put("/sync/<path:uniqueid>")
 def update(uniqueid: str) -> Any:
-    svc.save_data(ctx(), uniqueid, request_body(), offered_tokens(uniqueid))
+    svc.save_data(ctx(), uniqueid, request_body(), offered_tokens(uniqueid),
+                  order=request.headers.get(SAVE_HEADER))
     return jsonify(status="user data saved")
 
 

@@ -12,6 +12,7 @@ import enum
 import hmac
 import json
 import random
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -247,12 +248,36 @@ def _stored_trial_count(session: Session, P: Any, uniqueid: str) -> int:
     return count_trials(data) if isinstance(data, dict) else 0
 
 
-def save_data(ctx: ExperimentContext, uniqueid: str, body: bytes, offered: Iterable[str | None]) -> int:
+_SAVE_ORDER = re.compile(r"^(\d{13}-[0-9a-f]{8})\.(\d{1,9})$")
+
+
+def save_order_key(header: str | None) -> str | None:
+    """The sortable key of a save from turnout's psiturk.js, or None for other clients.
+
+    psiturk.js sends ``X-Turnout-Save: <page load>.<sequence>``, where the page load is
+    the page's start time in milliseconds plus a random suffix. Keys sort by page load,
+    then by save number, so "newer" means "from a later page, or later on the same page".
+    """
+    if not header:
+        return None
+    match = _SAVE_ORDER.match(header.strip())
+    if not match:
+        raise InvalidInput("the X-Turnout-Save header must look like <13-digit ms>-<8 hex>.<number>; "
+                           "nothing was saved")
+    return f"{match.group(1)}.{int(match.group(2)):09d}"
+
+
+def save_data(ctx: ExperimentContext, uniqueid: str, body: bytes, offered: Iterable[str | None],
+              order: str | None = None) -> int:
     """Store the full task data of a /sync PUT; returns the number of trials now stored.
 
     One conditional UPDATE does the work, so a stale save that arrives after a newer one
-    (fewer trials) changes nothing, even when both race.
+    changes nothing, even when both race. Which save is stale: with turnout's psiturk.js,
+    one from an earlier page load or an earlier save of the same page (``order``, see
+    ``save_order_key``) — so a participant who reloads the page may start their data
+    afresh, as psiTurk allowed. From other clients, one holding fewer trials than stored.
     """
+    key = save_order_key(order)
     text, data = parse_sync_body(body)
     trials = count_trials(data)
     P = ctx.Participant
@@ -275,14 +300,23 @@ def save_data(ctx: ExperimentContext, uniqueid: str, body: bytes, offered: Itera
                 .values(trial_count=_stored_trial_count(session, P, uniqueid))
                 .execution_options(synchronize_session=False)
             )
+        if key is not None:
+            newer = or_(P.save_key.is_(None), P.save_key <= key)
+        else:
+            newer = or_(P.trial_count.is_(None), P.trial_count <= trials)
+        values: dict[str, Any] = {"datastring": text, "trial_count": trials}
+        if key is not None:
+            values["save_key"] = key
         result = session.execute(
-            update(P).where(P.uniqueid == uniqueid)
-            .where(or_(P.trial_count.is_(None), P.trial_count <= trials))
-            .values(datastring=text, trial_count=trials)
+            update(P).where(P.uniqueid == uniqueid).where(newer).values(**values)
             .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:
             stored = session.scalar(select(P.trial_count).where(P.uniqueid == uniqueid))
+            if key is not None:
+                raise Conflict("a newer save (from a later page load, or later on this page) is already "
+                               "stored, so this one was not applied", stored_trials=stored,
+                               offered_trials=trials)
             raise Conflict(f"this save holds {trials} trials but {stored} are already stored; "
                            "a newer save arrived first, so this one was not applied",
                            stored_trials=stored, offered_trials=trials)
