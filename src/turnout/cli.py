@@ -22,6 +22,37 @@ class CliError(click.ClickException):
         click.echo(f"turnout: {self.format_message()}", err=True)
 
 
+class UsageErrorLine(click.UsageError):
+    """A usage error as one line on standard error (exit status 2), naming where to get help."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"turnout: {self.format_message()}", err=True)
+
+
+def _one_line(exc: click.UsageError) -> click.UsageError:
+    if type(exc).show is not click.UsageError.show:  # already printed on one line
+        return exc
+    path = exc.ctx.command_path if exc.ctx else "turnout"
+    return UsageErrorLine(f"{exc.format_message()} (see '{path} --help')")
+
+
+class OneLineGroup(click.Group):
+    """Click prints usage errors as three lines; every turnout command prints one."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:  # a subcommand's arguments, or an unknown command
+            raise _one_line(exc) from None
+
+
 def _settings(ctx: click.Context) -> Settings:
     try:
         return load_settings(ctx.obj["project"])
@@ -43,7 +74,7 @@ def _database(settings: Settings) -> Any:
     return db
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-C", "--project", "project", default=".", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="The project folder.")
 @click.version_option(package_name="turnout")
@@ -58,6 +89,8 @@ def main(ctx: click.Context, project: Path) -> None:
 @click.argument("directory", type=click.Path(path_type=Path))
 def init(directory: Path) -> None:
     """Create a new project in DIRECTORY: a complete Stroop experiment to start from."""
+    if directory.exists() and not directory.is_dir():
+        raise CliError(f"{directory} is a file; choose a new folder")
     if directory.exists() and any(directory.iterdir()):
         raise CliError(f"{directory} already exists and is not empty; choose a new folder")
     template = resources.files("turnout").joinpath("project_template")
@@ -67,7 +100,7 @@ def init(directory: Path) -> None:
         shutil.copytree(source, directory, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     config = directory / "config.txt"
-    text = config.read_text(encoding="utf-8")
+    text = config.read_text(encoding="utf-8") if config.is_file() else ""
     if "secret_key =" in text:
         text = text.replace("secret_key =", f"secret_key = {secrets.token_urlsafe(32)}", 1)
         config.write_text(text, encoding="utf-8")
@@ -173,6 +206,7 @@ def _check_app_builds(settings: Settings) -> None:
 @click.pass_context
 def export(ctx: click.Context, out_dir: Path, fmt: str, codeversion: str | None, mode: str | None) -> None:
     """Write the participants' data files (psiTurk's download_datafiles), streamed."""
+    from turnout.errors import TurnoutError
     from turnout.services.export import export as run_export
 
     settings = _settings(ctx)
@@ -181,6 +215,8 @@ def export(ctx: click.Context, out_dir: Path, fmt: str, codeversion: str | None,
         counts = run_export(database, out_dir, fmt=fmt, codeversion=codeversion, mode=mode)
     except OSError as exc:
         raise CliError(f"cannot write to {out_dir}: {exc.strerror}") from None
+    except TurnoutError as exc:
+        raise CliError(exc.message) from None
     suffix = "csv" if fmt == "csv" else "jsonl"
     for kind, n in counts.items():
         click.echo(f"{out_dir / f'{kind}.{suffix}'}: {n} rows")

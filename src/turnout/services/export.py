@@ -16,9 +16,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from turnout.db.engine import Database
+from turnout.errors import NotFound
 
 KINDS = ("trialdata", "eventdata", "questiondata")
 
@@ -87,6 +88,10 @@ def export(db: Database, out_dir: Path, *, fmt: str = "csv", codeversion: str | 
 
     ``fmt='json'`` writes JSON Lines (one object per row, keys named after psiTurk's columns).
     """
+    table = db.models.Participant.__tablename__
+    if not inspect(db.engine).has_table(table):
+        raise NotFound(f"the database has no participant table {table!r}: check database_url and "
+                       "table_name, or run `turnout db upgrade` to create it")
     out_dir.mkdir(parents=True, exist_ok=True)
     suffix = "csv" if fmt == "csv" else "jsonl"
     columns = {"trialdata": ("uniqueid", "current_trial", "dateTime", "trialdata"),
