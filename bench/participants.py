@@ -2,7 +2,7 @@
 
 Each participant does what psiturk.js does, with no think time:
 GET /exp, GET /sync, PUT /sync (1 trial), POST /inexp, PUT /sync (2..K trials, the whole
-growing task data each time), GET /complete. Then the database is read directly and every
+growing task data each time, each stamped X-Turnout-Save: <page load>.<n>), GET /complete. Then the database is read directly and every
 participant's stored data is checked against the last body sent (byte for byte).
 
     # start the server itself (4 worker processes) on a database, 1000 x 50 trials at 50:
@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import http.client
 import json
+import random
 import re
 import statistics
 import sys
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from workload import ManagedServer, load_project_settings, task_body, task_trials
+from workload import BASE_MS, ManagedServer, load_project_settings, task_body, task_trials
 
 TOKEN = re.compile(rb'name="turnout-participant-token" content="([^"]+)"')
 ROUTES = ("exp", "sync_get", "sync_put", "inexp", "complete")
@@ -137,10 +138,12 @@ def run_participant(client: Client, plan: Plan, i: int, acked: dict[str, tuple[i
     fields = json.loads(client.expect("sync_get", "GET", f"/sync/{quote(uid, safe='')}", headers=auth))
     fields["id"] = uid
     trials = task_trials(plan.seed, uid, plan.trials, plan.trial_bytes)
-    put_headers = dict(auth, **{"Content-Type": "application/json"})
+    # psiturk.js stamps each save with its page load (ms time + random hex) and a sequence.
+    page_load = f"{BASE_MS + i:013d}-{random.Random(f'{plan.seed}|{uid}|page').getrandbits(32):08x}"
     for count in range(1, plan.trials + 1):
         questions = {"age": "31", "feedback": "fine"} if count == plan.trials else None
         body = task_body(fields, trials, count, mode=plan.mode, questions=questions)
+        put_headers = dict(auth, **{"Content-Type": "application/json", "X-Turnout-Save": f"{page_load}.{count}"})
         client.expect("sync_put", "PUT", f"/sync/{uid}", body=body, headers=put_headers)
         acked[uid] = (count, hashlib.sha256(body).hexdigest())
         if count == 1:

@@ -176,12 +176,17 @@ def _sync_body(uniqueid: str, trials: int) -> bytes:
 
 
 def test_concurrent_sync_puts_never_replace_newer_data_with_stale(live_server: LiveServer) -> None:
-    participants = {}
+    """Two participants save as other clients do (no save stamp: fewer trials is stale), two as
+    turnout's psiturk.js does (X-Turnout-Save: <page load>.<n>: an earlier n is stale)."""
+    participants: dict[str, str] = {}
+    stamped: dict[str, str] = {}
     for i in range(4):
         worker, assignment = f"WS{i}", f"AS{i}"
         r = requests.get(_exp_url(live_server, worker, assignment), timeout=REQUEST_TIMEOUT_S)
         assert r.status_code == 200
         participants[f"{worker}:{assignment}"] = TOKEN.search(r.text).group(1)
+        if i % 2:
+            stamped[f"{worker}:{assignment}"] = f"{1_700_000_000_000 + i}-0000beef"
 
     # Each participant's saves 1..30 race each other in a shuffled order, so newer saves
     # often land before older ones; a fixed seed keeps the order the same on every run.
@@ -190,16 +195,18 @@ def test_concurrent_sync_puts_never_replace_newer_data_with_stale(live_server: L
     rng.shuffle(jobs)
 
     def put(uid: str, trials: int) -> int:
-        r = requests.put(f"{live_server.url}/sync/{uid}", data=_sync_body(uid, trials),
-                        headers={"Content-Type": "application/json", "X-Turnout-Token": participants[uid]},
-                        timeout=REQUEST_TIMEOUT_S)
+        headers = {"Content-Type": "application/json", "X-Turnout-Token": participants[uid]}
+        if uid in stamped:
+            headers["X-Turnout-Save"] = f"{stamped[uid]}.{trials}"
+        r = requests.put(f"{live_server.url}/sync/{uid}", data=_sync_body(uid, trials), headers=headers,
+                         timeout=REQUEST_TIMEOUT_S)
         return r.status_code
 
     statuses = Counter(_run_all([lambda u=u, n=n: put(u, n) for u, n in jobs], threads=32))
     assert set(statuses) <= {200, 409}, _failure(live_server, f"responses: {dict(statuses)}")
-    # A stale save after everything has settled is refused too.
-    uid = next(iter(participants))
-    assert put(uid, 7) == 409
+    # A stale save after everything has settled is refused too, in both schemes.
+    for uid in participants:
+        assert put(uid, 7) == 409
 
     stored = {r.uniqueid: r for r in live_server.rows()}
     for uid in participants:
