@@ -172,6 +172,8 @@ def test_dropouts_quit_early_return_or_abandon_and_finishers_store_every_trial(s
             assert data["useragent"] == plan.user_agent and data["mode"] == "local"
             assert (row.workerid, row.assignmentid, row.hitid) == (plan.worker_id, result.assignment_id, hit_id)
             assert row.endhit is not None and row.beginexp is not None
+            # every save carried psiturk.js's order stamp; the last one applied is the newest
+            assert row.save_key is not None and row.save_key.endswith(f".{result.requests['PUT /sync']:09d}")
 
     statuses = Counter(a.status for a in study.state.assignments_for_hit(hit_id))
     assert statuses["Submitted"] == report.count(Outcome.SUBMITTED)

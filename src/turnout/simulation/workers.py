@@ -9,6 +9,7 @@ HTTP requests a psiTurk project's pages and psiturk.js send:
     GET  same-origin scripts and the pages task.js preloads
     GET  /sync/<W%3AA>                                             psiturk.js loads the record
     PUT  /sync/<W%3AA> ... POST /inexp ... PUT /sync ...           instructions, trials, saves
+                                                                   (each with X-Turnout-Save)
     GET  <project route>?uniqueId=W:A                              e.g. the example's compute_bonus
     GET  /complete?uniqueId=W:A&mode=...&turnout_token=...         completeHIT()
     GET  <ad again>  ->  GET /worker_submitted  ->  POST the thanks page's form (externalSubmit)
@@ -23,6 +24,7 @@ it. Only loopback hosts are ever contacted (browser.py).
 
 from __future__ import annotations
 
+import hashlib
 import html
 import logging
 import re
@@ -193,6 +195,8 @@ class SimulatedWorker:
         self.token: str | None = None
         self.task: dict[str, Any] = {}
         self._probing = False  # calling a guessed custom route, not one the project's script names
+        self._page_load = ""     # psiturk.js's X-Turnout-Save page-load id, set when /exp loads
+        self._save_sequence = 0
 
     # ------------------------------------------------------------------ time
 
@@ -261,8 +265,10 @@ class SimulatedWorker:
         body = dict(self.task)
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             self._count("PUT", sync_url)
+            self._save_sequence += 1  # a retry too: it carries the newest data, as in psiturk.js
+            headers = {**self.token_headers, "X-Turnout-Save": f"{self._page_load}.{self._save_sequence}"}
             try:
-                reply = self.browser.put_json(sync_url, body, headers=self.token_headers)
+                reply = self.browser.put_json(sync_url, body, headers=headers)
             except OSError as exc:  # a dropped connection: psiturk.js retries those
                 problem = f"network error {exc}"
             else:
@@ -355,6 +361,9 @@ class SimulatedWorker:
         exp = self.page(exp_url)
         found = TOKEN_META.search(exp.text)
         self.token = html.unescape(found.group(1)) if found else None
+        # psiturk.js orders its saves: "<13-digit load time in ms>-<8 hex>.<sequence>".
+        suffix = hashlib.sha256(f"{plan.seed}:page".encode()).hexdigest()[:8]
+        self._page_load = f"{self.now_ms():013d}-{suffix}"
         bonus_routes, pages = self._load_page_assets(exp)
 
         # new PsiTurk(uniqueId, adServerLoc, mode): the model, then a synchronous fetch.
