@@ -274,6 +274,12 @@ def row(app: Any, uniqueid: str) -> Any:
 
 
 @pytest.fixture
+def participant_cls() -> type[Participant]:
+    """The Participant helper class itself, for tests that drive their own test client."""
+    return Participant
+
+
+@pytest.fixture
 def make_participant():
     """``make_participant(app, worker=..., assignment=..., hit=..., mode=...)``: a new browser
     (its own cookie jar) that does what psiturk.js does."""
@@ -345,3 +351,40 @@ def project_file(project_dir: Path):
         return write_file(project_dir / relative, text)
 
     return write
+
+
+# --- real headless Chromium (Debian's package), one per test session ----------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Chromium driven by Playwright for Python. One sync Playwright per process: two cannot
+    coexist, so every browser test shares this one."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh context and page; console errors and page errors are collected in
+    ``page.errors`` (also reachable as ``page.console_errors``)."""
+    context = browser.new_context()
+    pg = context.new_page()
+    pg.errors = []  # type: ignore[attr-defined]
+    pg.console_errors = pg.errors  # type: ignore[attr-defined]
+    pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+    pg.on("console", lambda msg: pg.errors.append(msg.text) if msg.type == "error" else None)
+    try:
+        yield pg
+    finally:
+        context.close()

@@ -9,7 +9,6 @@ thanks page, and see the assignment Submitted. It waits for states, never for ti
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +20,6 @@ pytestmark = pytest.mark.browser
 
 STEP_MS = 15_000   # the longest a single step may take before the test fails
 KEY = {"red": "r", "green": "g", "blue": "b", "yellow": "y"}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Chromium for this module only, closed when the module ends.
-
-    Overrides tests/browser/conftest.py's session-wide fixture because tests/js/conftest.py
-    starts its own session-wide Playwright, and two sync Playwright instances cannot be
-    alive in one process: whichever starts second fails. Sharing one session fixture from
-    tests/conftest.py would fix it for every module.
-    """
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run"])
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from conftest import Participant
 from turnout.errors import TurnoutError
 from turnout.experiment.status import Status
 from turnout.marketplace.local import WorkerActionRefused
@@ -52,7 +51,7 @@ def _snapshot(ctx: MarketContext, client: Any, assignment_ids: list[str]) -> dic
     }
 
 
-def test_study_from_hit_to_bonus_pays_each_worker_exactly_once(make_app: Any, database_url: str, clock: Any,
+def test_study_from_hit_to_bonus_pays_each_worker_exactly_once(participant_cls: Any, make_app: Any, database_url: str, clock: Any,
                                                                market: Any) -> None:
     app = make_app(database_url)
     web = app.test_client()
@@ -69,11 +68,11 @@ def test_study_from_hit_to_bonus_pays_each_worker_exactly_once(make_app: Any, da
 
     workers = [side.register() for _ in range(8)]
     trials = {0: 10, 2: 20, 3: 0, 5: 7, 7: 50}  # completers -> trials saved (bonus = 0.02 per even trial)
-    people: dict[int, Participant] = {}
+    people: dict[int, Any] = {}
     assignments: dict[int, Any] = {}
     refused: list[int] = []
 
-    def arrive(n: int) -> Participant | None:
+    def arrive(n: int) -> Any:
         try:
             assignment = side.accept(workers[n].worker_id, hit_id)
         except WorkerActionRefused as exc:
@@ -81,7 +80,7 @@ def test_study_from_hit_to_bonus_pays_each_worker_exactly_once(make_app: Any, da
             refused.append(n)
             return None
         assignments[n] = assignment
-        person = Participant(web, worker=workers[n].worker_id, assignment=assignment.assignment_id, hit=hit_id,
+        person = participant_cls(web, worker=workers[n].worker_id, assignment=assignment.assignment_id, hit=hit_id,
                              mode="local")
         assert person.open_exp().status_code == 200
         people[n] = person

@@ -259,29 +259,14 @@ def served(make_app, sqlite_url, project_dir, project_file) -> Iterator[Any]:
         thread.join(10)
 
 
-@pytest.fixture
-def chromium_page() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    executable = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
-                       if shutil.which(n)), None)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        try:
-            yield browser.new_context().new_page()
-        finally:
-            browser.close()
-
-
 @pytest.mark.browser
-def test_a_page_reloaded_before_the_task_may_start_its_data_afresh(served, chromium_page, read_row) -> None:
+def test_a_page_reloaded_before_the_task_may_start_its_data_afresh(served, page, read_row) -> None:
     # A public psiTurk task.js does `psiTurk.taskdata.set('data', [])` on load "in case the
     # page was reloaded". psiTurk stores every save (the newest full copy wins); turnout
     # answers 409 to the reloaded page's saves while they hold fewer trials than the
     # previous page load stored, so the participant's new run is not saved and the
     # example's saveData error handler ("prompt_resubmit") loops.
     app, base = served
-    page = chromium_page
     url = f"{base}/exp?hitId=HRL1&assignmentId=ARL1&workerId=WRL1&mode=sandbox"
     page.goto(url)
     assert page.evaluate(SAVE_JS, {"n": 4, "reset": False}) == "saved"
