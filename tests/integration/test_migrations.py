@@ -157,7 +157,8 @@ def test_fresh_database_upgrades_to_head_with_every_table_and_index(database, da
     assert columns[:18] == PSITURK_COLUMNS
     assert {"turnout_token", "turnout_trials"} <= set(columns)
     indexed = index_columns(database_url, "assignments")
-    assert {("workerid",), ("assignmentid",), ("hitid",), ("codeversion", "mode", "status")} <= indexed
+    assert {("workerid",), ("assignmentid",), ("hitid",),
+            ("codeversion", "mode", "status", "cond", "counterbalance")} <= indexed
 
 
 def test_second_upgrade_changes_nothing(database) -> None:

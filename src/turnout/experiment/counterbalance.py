@@ -27,14 +27,31 @@ def grid(num_conds: int, num_counters: int) -> list[tuple[int, int]]:
 
 def cell_counts(session: Session, Participant: Any, *, codeversion: str, mode: str,
                 cutoff_minutes: float, clock: Clock) -> dict[tuple[int, int], int]:
+    """Participants per (cond, counterbalance): finished ones, plus unfinished ones who began
+    within the cutoff.
+
+    Two queries rather than one ``finished OR recent``: no database answers that OR from an
+    index, so it read every row of the table (0.35 s at 100k participants on SQLite, while
+    holding the write lock). Finished rows are counted from the ``ix_<table>_balance`` index
+    alone (codeversion, mode, status, cond, counterbalance), grouped in index order; the
+    recent unfinished ones come from the ``ix_<table>_recent`` index and are few.
+    """
+    P = Participant
     since = clock.now() - timedelta(minutes=cutoff_minutes)
-    stmt = (
-        select(Participant.cond, Participant.counterbalance, func.count())
-        .where(Participant.codeversion == codeversion, Participant.mode == mode)
-        .where(or_(Participant.status.in_([int(s) for s in COMPLETED_STATUSES]), Participant.beginhit > since))
-        .group_by(Participant.cond, Participant.counterbalance)
-    )
-    return {(cond, counter): n for cond, counter, n in session.execute(stmt)}
+    finished = [int(s) for s in sorted(COMPLETED_STATUSES)]
+    scope = (P.codeversion == codeversion, P.mode == mode)
+    counts: dict[tuple[int, int], int] = {}
+    done = (select(P.status, P.cond, P.counterbalance, func.count())
+            .where(*scope, P.status.in_(finished))
+            .group_by(P.status, P.cond, P.counterbalance))
+    for _status, cond, counter, n in session.execute(done):
+        counts[(cond, counter)] = counts.get((cond, counter), 0) + n
+    recent = (select(P.cond, P.counterbalance, func.count())
+              .where(*scope, P.beginhit > since, or_(P.status.is_(None), P.status.not_in(finished)))
+              .group_by(P.cond, P.counterbalance))
+    for cond, counter, n in session.execute(recent):
+        counts[(cond, counter)] = counts.get((cond, counter), 0) + n
+    return counts
 
 
 def choose(cells: Sequence[tuple[int, int]], counts: dict[tuple[int, int], int],
