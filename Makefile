@@ -20,7 +20,9 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 
 demo: $(VENV)/.installed
 	@test -d $(DEMO_DIR) || $(VENV)/bin/turnout init $(DEMO_DIR)
-	cd $(DEMO_DIR) && ../$(VENV)/bin/turnout db upgrade && exec ../$(VENV)/bin/turnout serve --demo --port $(PORT)
+	cd $(DEMO_DIR) && ../$(VENV)/bin/turnout db upgrade && \
+	  TURNOUT_SIMULATE_ARRIVAL_RATE=$${TURNOUT_SIMULATE_ARRIVAL_RATE:-4} TURNOUT_AD_URL_PORT=$(PORT) \
+	  exec ../$(VENV)/bin/turnout serve --demo --port $(PORT)
 
 # Chromium for the browser tests comes from Debian's packages; install it when missing.
 browser-deps:

@@ -157,7 +157,7 @@ def debug(ctx: click.Context, print_only: bool) -> None:
 @click.option("--host", help="Interface to listen on (default: config host).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default: config port).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes (default: config threads).")
-@click.option("--demo", is_flag=True, hidden=True, help="Print the demo banner (used by make demo).")
+@click.option("--demo", is_flag=True, hidden=True, help="Print the demo hints (used by make demo).")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None, demo: bool) -> None:
     """Serve the experiment with gunicorn (upgrading the database schema first)."""
@@ -178,9 +178,17 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     click.echo(f"turnout serving {settings.project_dir} on http://{shown}:{port}/ "
                f"({workers or settings.threads} worker processes, marketplace mode {settings.default_mode})")
-    click.echo(f"  try the experiment as a debug participant: {debug_url(settings, host, port)}")
+    click.echo("  open:")
+    click.echo(f"    the experiment, as a debug participant: {debug_url(settings, host, port)}")
     if settings.default_mode == "local":
-        click.echo(f"  offline MTurk endpoint: http://{shown}:{port}/_mturk/")
+        click.echo(f"    the worker site (take the study as an MTurk worker would): http://{shown}:{port}/_mturk/worker/")
+        click.echo(f"    the offline MTurk requester endpoint (boto3, turnout hit/worker): http://{shown}:{port}/_mturk/")
+        if settings.simulate_arrival_rate > 0:
+            click.echo(f"  simulated workers arrive about {settings.simulate_arrival_rate:g} a minute "
+                       "([Marketplace] simulate_arrival_rate)")
+    if demo:
+        click.echo("  stop with Ctrl-C; the data stays in participants.db "
+                   "(`turnout export`, `turnout worker list`)")
     sys.stdout.flush()
     run_gunicorn(settings, host=host, port=port, workers=workers)
 
