@@ -39,9 +39,9 @@ def test_ad_is_shown_again_to_an_allocated_participant(db_app, make_participant)
     ("live", b"https://www.mturk.com/mturk/externalSubmit"),
     ("local", b"/_mturk/mturk/externalSubmit"),
 ])
-def test_completed_participant_gets_the_submit_page_for_their_marketplace(db_app, make_participant,
+def test_completed_participant_gets_the_submit_page_for_their_marketplace(app, make_participant,
                                                                            mode: str, action: bytes) -> None:
-    p = make_participant(db_app, mode=mode)
+    p = make_participant(app, mode=mode)
     p.open_exp()
     p.complete()
     response = p.ad()

@@ -72,8 +72,8 @@ def test_quitter_leaves_a_debug_participant_alone(db_app, make_participant, read
     assert read_row(db_app, p.uniqueid).status == 2
 
 
-def test_quitter_without_uniqueid_is_400(db_app) -> None:
-    assert db_app.test_client().post("/quitter", data={}).status_code == 400
+def test_quitter_without_uniqueid_is_400(app) -> None:
+    assert app.test_client().post("/quitter", data={}).status_code == 400
 
 
 def test_quitter_after_complete_keeps_completed(started, db_app, read_row) -> None:
@@ -153,8 +153,8 @@ def test_worker_complete_sets_completed(started, db_app, read_row, clock) -> Non
     assert stored.status == 3 and stored.endhit == clock.now()
 
 
-def test_worker_complete_without_uniqueid_is_bad_request(db_app) -> None:
-    response = db_app.test_client().get("/worker_complete")
+def test_worker_complete_without_uniqueid_is_bad_request(app) -> None:
+    response = app.test_client().get("/worker_complete")
     assert response.json == {"status": "bad request"}
 
 
@@ -204,8 +204,8 @@ def test_worker_submitted_after_paid_succeeds_and_keeps_status(started, db_app, 
     assert read_row(db_app, started.uniqueid).status == paid
 
 
-def test_worker_submitted_without_uniqueid_is_bad_request(db_app) -> None:
-    assert db_app.test_client().get("/worker_submitted").json == {"status": "bad request"}
+def test_worker_submitted_without_uniqueid_is_bad_request(app) -> None:
+    assert app.test_client().get("/worker_submitted").json == {"status": "bad request"}
 
 
 def test_worker_submitted_for_unknown_participant_is_404_json(db_app) -> None:
@@ -266,8 +266,8 @@ def test_check_worker_status_with_repeats_looks_at_that_assignment(make_app, sha
     assert client.get("/check_worker_status?workerId=W3&assignmentId=A0").json == {"status": 5}
 
 
-def test_check_worker_status_without_worker_is_bad_request(db_app) -> None:
-    assert db_app.test_client().get("/check_worker_status").json == {"status": "bad request"}
+def test_check_worker_status_without_worker_is_bad_request(app) -> None:
+    assert app.test_client().get("/check_worker_status").json == {"status": "bad request"}
 
 
 def test_check_worker_status_never_changes_anything(db_app, make_participant, read_row) -> None:

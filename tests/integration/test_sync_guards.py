@@ -40,7 +40,7 @@ def test_put_for_unknown_participant_is_404_json_and_creates_nothing(db_app, cou
     assert count_participants(db_app) == 0
 
 
-@pytest.mark.parametrize(("body", "content_type"), [
+BAD_BODIES = [
     (b"not json at all", "application/json"),
     (b"uniqueId=W1%3AA1&data=1", "application/x-www-form-urlencoded"),
     (b"", "application/json"),
@@ -49,15 +49,33 @@ def test_put_for_unknown_participant_is_404_json_and_creates_nothing(db_app, cou
     (b'"a string"', "application/json"),
     (b"\xff\xfe\x00garbage", "application/json"),
     (b'{"data": [1, 2', "application/json"),
-])
-def test_non_json_object_body_is_400_and_stored_data_is_untouched(saved, db_app, read_row,
-                                                                  body: bytes, content_type: str) -> None:
+]
+
+
+def _put_bad(p: Any, body: bytes, content_type: str) -> Any:
+    return p.client.put(f"/sync/{p.uniqueid}", data=body, content_type=content_type, headers=p.headers)
+
+
+def test_non_json_body_is_400_and_stored_data_is_untouched(saved, db_app, read_row) -> None:
     before = stored_data(db_app, read_row, saved.uniqueid)
-    response = saved.client.put(f"/sync/{saved.uniqueid}", data=body, content_type=content_type,
-                                headers=saved.headers)
+    response = _put_bad(saved, b"not json at all", "application/json")
     assert response.status_code == 400
     assert response.json["error"]["code"] == "invalid_input"
     assert stored_data(db_app, read_row, saved.uniqueid) == before
+
+
+@pytest.mark.parametrize(("body", "content_type"), BAD_BODIES)
+def test_any_body_that_is_not_a_json_object_is_400_and_changes_nothing(app, make_participant, read_row,
+                                                                       body: bytes, content_type: str) -> None:
+    # Decided before the database is touched, so SQLite stands for all three here.
+    p = make_participant(app)
+    p.open_exp()
+    p.save(5)
+    before = stored_data(app, read_row, p.uniqueid)
+    response = _put_bad(p, body, content_type)
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "invalid_input"
+    assert stored_data(app, read_row, p.uniqueid) == before
 
 
 def test_save_with_fewer_trials_is_409_and_newer_data_is_kept(saved, db_app, read_row) -> None:

@@ -48,11 +48,15 @@ def test_write_without_token_is_403_and_changes_nothing(db_app, participant, rea
 
 
 @pytest.mark.parametrize("route", list(WRITES))
-def test_write_with_a_wrong_token_is_403_and_changes_nothing(db_app, participant, read_row, route: str) -> None:
-    before = snapshot(db_app, read_row, participant.uniqueid)
-    response = WRITES[route](db_app.test_client(), participant.uniqueid, {"X-Turnout-Token": "guessed"})
+def test_write_with_a_wrong_token_is_403_and_changes_nothing(app, make_participant, read_row, route: str) -> None:
+    p = make_participant(app)
+    p.open_exp()
+    p.save(2)
+    p.inexp()
+    before = snapshot(app, read_row, p.uniqueid)
+    response = WRITES[route](app.test_client(), p.uniqueid, {"X-Turnout-Token": "guessed"})
     assert response.status_code == 403
-    assert snapshot(db_app, read_row, participant.uniqueid) == before
+    assert snapshot(app, read_row, p.uniqueid) == before
 
 
 def test_another_participants_token_does_not_open_this_one(db_app, participant, make_participant, read_row) -> None:
