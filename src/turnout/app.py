@@ -17,7 +17,7 @@ from turnout.db.engine import Database
 from turnout.db.migrate import create_custom_tables, is_current
 from turnout.errors import TurnoutError
 from turnout.experiment.errors import ExperimentApiError, ExperimentError
-from turnout.project import load_project
+from turnout.project import custom_error, load_project
 from turnout.services.participants import ExperimentContext
 
 log = logging.getLogger("turnout")
@@ -112,7 +112,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, db: Database |
         app.register_blueprint(project.custom_blueprint)
     app.register_blueprint(experiment_bp)
     if project.custom_init_app is not None:
-        project.custom_init_app(app)
+        try:
+            project.custom_init_app(app)
+        except Exception as exc:  # stop start-up with the project's error, not a traceback
+            raise custom_error(exc, project.root / "custom.py", "custom.py init_app(app) failed") from None
     create_custom_tables(db)
     register_error_handlers(app)
 

@@ -128,10 +128,16 @@ def import_custom(root: Path) -> ModuleType | None:
         sys.modules.pop("custom", None)
         if isinstance(exc, KeyboardInterrupt):
             raise
-        frames = traceback.extract_tb(exc.__traceback__)
-        where = next((f"{f.filename}:{f.lineno}" for f in reversed(frames) if f.filename == str(path)), str(path))
-        raise ProjectError(f"{where}: custom.py failed to import: {exc.__class__.__name__}: {exc}") from None
+        raise custom_error(exc, path, "custom.py failed to import") from None
     return module
+
+
+def custom_error(exc: BaseException, path: Path, what: str) -> ProjectError:
+    """One line naming the custom.py line that raised, the error and its message."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = next((f"{f.filename}:{f.lineno}" for f in reversed(frames) if f.filename == str(path)), str(path))
+    first = (str(exc).splitlines() or [""])[0]
+    return ProjectError(f"{where}: {what}: {exc.__class__.__name__}: {first}")
 
 
 def load_project(root: Path, *, with_custom: bool = True) -> Project:

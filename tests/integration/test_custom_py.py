@@ -232,6 +232,25 @@ def test_custom_py_that_fails_to_import_stops_start_up_with_its_error(make_app, 
         assert f"custom.py:{line}:" in message
 
 
+def test_custom_init_app_that_raises_stops_start_up_with_its_error(make_app, project_file) -> None:
+    path = project_file("custom.py", custom("""
+        def init_app(app):
+            app.config["NEEDED"] = app.config["MISSING_KEY"]
+    """))
+    with pytest.raises(ConfigError) as caught:
+        make_app()
+    message = str(caught.value)
+    assert f"{path}:5:" in message and "init_app" in message and "KeyError" in message
+    assert "\n" not in message
+
+
+def test_multi_line_import_error_is_reported_on_one_line(make_app, project_file) -> None:
+    project_file("custom.py", HEADER + "raise ValueError('first line\\nsecond line')\n")
+    with pytest.raises(ConfigError) as caught:
+        make_app()
+    assert "first line" in str(caught.value) and "\n" not in str(caught.value)
+
+
 def test_each_app_gets_a_fresh_custom_module(make_app, project_file) -> None:
     # Two apps in one process (tests, the CLI's pre-flight) must not share custom.py state.
     project_file("custom.py", custom("""

@@ -171,11 +171,20 @@ def test_leftover_psiturk2_keys_are_ignored(load, project_dir: Path) -> None:
 
 
 def test_cloud_defaults_apply_on_heroku(load, project_dir: Path) -> None:
-    text = (project_dir / "config.txt").read_text().replace("host = 127.0.0.1\n", "")
+    text = (project_dir / "config.txt").read_text().replace("host = 127.0.0.1\n", "").replace("threads = 1\n", "")
     (project_dir / "config.txt").write_text(text)
+    assert (load().host, load().accesslog) == ("localhost", "/dev/null")
     s = load(ON_HEROKU="1", DATABASE_URL="postgresql://u@db/x")
-    assert s.host == "0.0.0.0"
-    assert s.threads == 1 or s.raw.text("Server Parameters", "threads") == "1"
+    assert (s.host, s.accesslog, s.threads) == ("0.0.0.0", "-", 1)
+
+
+def test_global_config_defaults_to_the_home_folder(project_dir: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "realhome"
+    home.mkdir()
+    (home / ".psiturkconfig").write_text("[Task Parameters]\ncutoff_time = 12\n")
+    monkeypatch.setenv("HOME", str(home))
+    assert load_settings(project_dir, environ={}).cutoff_minutes == 12
 
 
 def test_relative_sqlite_path_is_resolved_against_the_project(load, project_dir: Path) -> None:
