@@ -138,13 +138,18 @@ def main(argv: list[str] | None = None) -> int:
         with db.begin() as session:
             total = session.scalar(select(func.count()).select_from(P))
             sizes = session.scalar(select(func.sum(func.length(P.datastring))))
-        # Fresh planner statistics, as autovacuum / InnoDB's auto-recalculation would give a
-        # live database; without them the first measurements would see a stale plan.
+        # Fresh planner statistics (and, on PostgreSQL, the visibility map that index-only
+        # scans need), as autovacuum / InnoDB's auto-recalculation would soon give a live
+        # database; without them the first measurements would see a stale plan.
         quote = db.engine.dialect.identifier_preparer.quote
-        with db.engine.begin() as conn:
-            for table in (P.__table__.name, T.__table__.name):
-                verb = "ANALYZE TABLE" if db.backend in ("mysql", "mariadb") else "ANALYZE"
-                conn.exec_driver_sql(f"{verb} {quote(table)}")
+        verb = {"postgresql": "VACUUM ANALYZE", "sqlite": "ANALYZE"}.get(db.backend, "ANALYZE TABLE")
+        for table in (P.__table__.name, T.__table__.name):
+            if db.backend == "postgresql":  # VACUUM refuses to run inside a transaction
+                with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.exec_driver_sql(f"{verb} {quote(table)}")
+            else:
+                with db.engine.begin() as conn:
+                    conn.exec_driver_sql(f"{verb} {quote(table)}")
     finally:
         db.dispose()
     print(json.dumps({"added": written, "participants_now": total, "datastring_bytes": int(sizes or 0),
