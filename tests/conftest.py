@@ -139,9 +139,6 @@ def make_app(make_settings, clock: ManualClock):
         db.dispose()
 
 
-@pytest.fixture
-def app(make_app, sqlite_url: str) -> Any:
-    return make_app(sqlite_url)
 
 
 @pytest.fixture(scope="session")
@@ -167,18 +164,32 @@ def _shared_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
         drop()
 
 
+_DELETE_ORDER: dict[str, list[str]] = {}
+
+
 def _empty_tables(url: str) -> None:
-    """Delete every row (keeping the schema and its version stamp) after a test."""
+    """Delete every row (keeping the schema and its version stamp) after a test.
+
+    Children before parents, so foreign keys between tables do not get in the way; the
+    order is worked out once per database.
+    """
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
-            inspector = sa.inspect(conn)
-            for table in inspector.get_table_names():
-                if table.startswith("turnout_schema_"):
-                    continue
+            order = _DELETE_ORDER.get(url)
+            if order is None or set(order) != set(sa.inspect(conn).get_table_names()) - _versions(conn):
+                metadata = sa.MetaData()
+                metadata.reflect(conn)
+                order = [t.name for t in reversed(metadata.sorted_tables) if not t.name.startswith("turnout_schema_")]
+                _DELETE_ORDER[url] = order
+            for table in order:
                 conn.execute(sa.text(f"DELETE FROM {engine.dialect.identifier_preparer.quote(table)}"))
     finally:
         engine.dispose()
+
+
+def _versions(conn: Any) -> set[str]:
+    return {t for t in sa.inspect(conn).get_table_names() if t.startswith("turnout_schema_")}
 
 
 @pytest.fixture(params=BACKENDS)
@@ -191,10 +202,54 @@ def shared_database_url(request: pytest.FixtureRequest, _shared_databases: dict[
         _empty_tables(url)
 
 
+@pytest.fixture(scope="session")
+def _standard_apps() -> Iterator[dict[str, Any]]:
+    apps: dict[str, Any] = {}
+    yield apps
+    for built in apps.values():
+        built.extensions["turnout"].db.dispose()
+
+
+def _standard_app(url: str, apps: dict[str, Any], factory: pytest.TempPathFactory, clock: ManualClock) -> Any:
+    """The minimal project's app with the default configuration on ``url``, built once per
+    run: building an app costs more than most tests. Each test gets its own clock, and the
+    rows are deleted after it (``shared_database_url``), so tests stay independent.
+    Tests that change the project or its configuration build their own with ``make_app``."""
+    from turnout import compat
+    from turnout.app import create_app
+
+    built = apps.get(url)
+    if built is None:
+        project = copy_project(factory.mktemp("standard") / "project")
+        settings = load_settings(project, environ={"TURNOUT_DATABASE_URL": url,
+                                                   "PSITURK_GLOBAL_CONFIG_LOCATION": str(project / "no-global")})
+        db = Database(settings.database_url, settings.tables)
+        upgrade(db)
+        built = create_app(settings, db=db, clock=clock)
+        built.config["TESTING"] = True
+        apps[url] = built
+    ctx = built.extensions["turnout"]
+    ctx.clock = clock
+    compat.activate(ctx.settings, ctx.db)  # another test's app may have taken the psiturk shim
+    return built
+
+
 @pytest.fixture
-def db_app(make_app, shared_database_url: str) -> Any:
-    """The app on each database backend in turn."""
-    return make_app(shared_database_url)
+def app(_standard_apps: dict[str, Any], _shared_databases: dict[str, str],
+        tmp_path_factory: pytest.TempPathFactory, clock: ManualClock) -> Iterator[Any]:
+    """The test project's app on SQLite."""
+    url = _shared_databases["sqlite"]
+    try:
+        yield _standard_app(url, _standard_apps, tmp_path_factory, clock)
+    finally:
+        _empty_tables(url)
+
+
+@pytest.fixture
+def db_app(_standard_apps: dict[str, Any], shared_database_url: str,
+           tmp_path_factory: pytest.TempPathFactory, clock: ManualClock) -> Any:
+    """The test project's app on each database backend in turn."""
+    return _standard_app(shared_database_url, _standard_apps, tmp_path_factory, clock)
 
 
 @pytest.fixture
