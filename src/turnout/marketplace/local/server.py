@@ -193,6 +193,7 @@ class ThreadedMarketplace:
         self._server = None
         self._thread = None
         self._ready.clear()
+        self.app.state.close()  # idle SQLite connections; the state stays usable
 
     def __enter__(self) -> ThreadedMarketplace:
         return self.start()

@@ -119,15 +119,23 @@ class WorkerSide:
             custom = self.state._custom_quals(tx, worker_id)
             after = 0
             while len(out) < limit:
-                rows = self.state._hit_rows(tx, "h.deleted_ms IS NULL AND h.expiration_ms > ? AND h.seq > ? ORDER BY h.seq LIMIT 200", tx.now_ms, after)
+                # The free-slot and worked-on rules of _has_free_slot/_has_worked_on, in SQL:
+                # a search past many full HITs then costs index probes, not a snapshot and
+                # two queries per HIT in Python (232 ms for 1,111 full HITs before).
+                rows = self.state._hit_rows(
+                    tx,
+                    "h.deleted_ms IS NULL AND h.expiration_ms > ? AND h.seq > ? "
+                    f"AND (SELECT COUNT(*) FROM assignments a WHERE a.hit_id = h.id AND a.status IN ({_TAKEN_MARKS})) "
+                    "< h.max_assignments "
+                    "AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.hit_id = h.id AND a.worker_id = ? "
+                    f"AND a.status IN ({_TAKEN_MARKS})) ORDER BY h.seq LIMIT 200",
+                    tx.now_ms, after, *_TAKEN, worker_id, *_TAKEN)
                 if not rows:
                     break
                 after = rows[-1]["seq"]
                 for hit in self.state._snapshots(tx, rows):
                     if len(out) >= limit:
                         break
-                    if not self._has_free_slot(tx, hit) or self._has_worked_on(tx, hit.hit_id, worker_id):
-                        continue
                     ok, _ = quals.allowed(hit.qualification_requirements, worker, custom, quals.DISCOVER)
                     if ok:
                         out.append(hit)
@@ -267,6 +275,9 @@ class WorkerSide:
 
 
 _MS = timedelta(milliseconds=1)
+# Statuses that hold a slot of a HIT (and count as the worker having worked on it).
+_TAKEN = (ACCEPTED, SUBMITTED, APPROVED, REJECTED)
+_TAKEN_MARKS = ",".join("?" * len(_TAKEN))
 
 
 def _check_worker(worker: Worker) -> None:
