@@ -161,6 +161,25 @@ def test_body_just_under_the_limit_is_accepted(make_app, sqlite_url, make_partic
     assert response.status_code == 200
 
 
+def test_body_under_the_limit_is_saved_or_refused_with_413_never_500(db_app, make_participant, read_row) -> None:
+    # MariaDB's max_allowed_packet (16 MiB by default) equals max_request_bytes, and quotes
+    # are escaped on the way in: a 15.9 MB save used to drop the connection (a 500).
+    p = make_participant(db_app)
+    p.open_exp()
+    p.save(1)
+    before = stored_data(db_app, read_row, p.uniqueid)
+    body = json.dumps({"data": [{}, {}], "pad": '"' * 3_000_000 + "x" * 9_900_000})
+    assert len(body) < 16 * 1024 * 1024
+    response = p.client.put(f"/sync/{p.uniqueid}", data=body, content_type="application/json", headers=p.headers)
+    assert response.status_code in (200, 413)
+    if response.status_code == 413:
+        assert "max_allowed_packet" in response.json["error"]["message"]
+        assert stored_data(db_app, read_row, p.uniqueid) == before
+    else:
+        assert stored_data(db_app, read_row, p.uniqueid)[1] == 2
+    assert p.save(3).status_code == 200  # and the next save goes through
+
+
 def test_form_post_over_the_limit_is_413(make_app, sqlite_url, make_participant, read_row) -> None:
     app = make_app(sqlite_url, max_request_bytes="2048")
     p = make_participant(app)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,7 +27,7 @@ from turnout.clock import Clock
 from turnout.config import Settings
 from turnout.db.engine import Database
 from turnout.db.locks import locked_session
-from turnout.errors import Conflict, Forbidden, InvalidInput, NotFound
+from turnout.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from turnout.experiment import counterbalance
 from turnout.experiment.errors import ExperimentError
 from turnout.experiment.status import COMPLETED_STATUSES, Outcome, Status, record_insert, transition
@@ -267,6 +268,26 @@ def save_order_key(header: str | None) -> str | None:
     return f"{match.group(1)}.{int(match.group(2)):09d}"
 
 
+_MYSQL_ESCAPED = ("\\", '"', "'", "\0", "\n", "\r", "\x1a")
+
+
+def _check_statement_fits(session: Session, db: Database, text: str) -> None:
+    """Refuse (413) a save MariaDB/MySQL would drop the connection over.
+
+    The server closes the connection on a statement over ``max_allowed_packet`` (16 MiB by
+    default, the same as ``max_request_bytes``), and the driver escapes quotes, so a body
+    under the request limit could still end in a 500. Small saves skip the check.
+    """
+    if db.backend not in ("mysql", "mariadb") or len(text) < 1_000_000:
+        return
+    limit = session.execute(sql_text("SELECT @@max_allowed_packet")).scalar() or 0
+    needed = len(text.encode("utf-8")) + sum(text.count(c) for c in _MYSQL_ESCAPED) + 4096
+    if needed > int(limit):
+        raise PayloadTooLarge(f"this save needs a {needed}-byte statement but the database accepts at most "
+                              f"{limit} (MariaDB/MySQL max_allowed_packet); nothing was saved",
+                              limit_bytes=int(limit))
+
+
 def save_data(ctx: ExperimentContext, uniqueid: str, body: bytes, offered: Iterable[str | None],
               order: str | None = None) -> int:
     """Store the full task data of a /sync PUT; returns the number of trials now stored.
@@ -304,6 +325,7 @@ def save_data(ctx: ExperimentContext, uniqueid: str, body: bytes, offered: Itera
             newer = or_(P.save_key.is_(None), P.save_key <= key)
         else:
             newer = or_(P.trial_count.is_(None), P.trial_count <= trials)
+        _check_statement_fits(session, ctx.db, text)
         values: dict[str, Any] = {"datastring": text, "trial_count": trials}
         if key is not None:
             values["save_key"] = key
