@@ -143,3 +143,10 @@ def test_get_on_a_post_only_route_is_not_a_server_error(client) -> None:
     # psiTurk's catch-all answered 404 here; either 404 or 405 is fine, 500 is not.
     assert client.get("/inexp").status_code in (404, 405)
     assert client.get("/quitter").status_code in (404, 405)
+
+
+def test_ppid_does_not_reveal_the_server_process(client) -> None:
+    # psiTurk answered /ppid with its parent process id, unauthenticated (weakness 19).
+    response = client.get("/ppid")
+    assert response.status_code == 404
+    assert not response.data.strip().isdigit()
