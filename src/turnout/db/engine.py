@@ -93,7 +93,14 @@ class Database:
         self.engine = engine or make_engine(url)
         self.models: Models = build_models(tables)
         self.sessionmaker = sessionmaker(bind=self.engine, autoflush=False, expire_on_commit=False)
-        self.session = scoped_session(self.sessionmaker)
+        # The request-scoped session that project code gets as psiTurk's ``db_session``.
+        # Such code reads and then commits in one transaction; on SQLite that upgrade from
+        # reader to writer fails at once ("database is locked") when another process wrote
+        # in between, so its transactions take the write lock at BEGIN instead. psiTurk
+        # left the session's autoflush off too.
+        scoped_bind = (self.engine.execution_options(**{IMMEDIATE: True})
+                       if self.engine.dialect.name == "sqlite" else self.engine)
+        self.session = scoped_session(sessionmaker(bind=scoped_bind, autoflush=False, expire_on_commit=False))
         self._writer_lock = _sqlite_writer_lock(url) if self.backend == "sqlite" else None
 
     @property
