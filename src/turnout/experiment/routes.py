@@ -74,12 +74,34 @@ def offered_tokens(uniqueid: str) -> list[str | None]:
             request.cookies.get(token_cookie_name(uniqueid))]
 
 
+# psiTurk stored the names Werkzeug 1's user-agent parser gave; analysis scripts compare
+# against them, so user_agents' families are mapped back to those names where they differ.
+_BROWSER_NAMES = {"chrome": "chrome", "chromium": "chrome", "chrome mobile": "chrome",
+                  "headlesschrome": "chrome", "firefox": "firefox", "firefox mobile": "firefox",
+                  "safari": "safari", "mobile safari": "safari", "ie": "msie", "edge": "edge",
+                  "opera": "opera", "samsung internet": "samsungbrowser"}
+_PLATFORM_NAMES = {"mac os x": "macos", "windows": "windows", "linux": "linux", "ubuntu": "linux",
+                   "fedora": "linux", "debian": "linux", "android": "android", "chrome os": "chromeos",
+                   "freebsd": "freebsd"}
+
+
+def _psiturk_name(family: str | None, names: dict[str, str]) -> str:
+    key = (family or "").strip().lower()
+    if not key or key == "other":
+        return "UNKNOWN"
+    return names.get(key, key)[:128]
+
+
 def request_info() -> RequestInfo:
-    ua = parse_user_agent(request.headers.get("User-Agent", ""))
+    user_agent = request.headers.get("User-Agent", "")
+    ua = parse_user_agent(user_agent)
+    platform = _psiturk_name(ua.os.family, _PLATFORM_NAMES)
+    if platform == "ios":
+        platform = "ipad" if "iPad" in user_agent else "iphone"
     return RequestInfo(
         ipaddress=request.remote_addr or "UNKNOWN",
-        browser=(ua.browser.family or "UNKNOWN").lower()[:128],
-        platform=(ua.os.family or "UNKNOWN").lower()[:128],
+        browser=_psiturk_name(ua.browser.family, _BROWSER_NAMES),
+        platform=platform,
         language=(request.accept_languages.best or "UNKNOWN")[:128],
     )
 
