@@ -60,3 +60,34 @@ def test_read_then_commit_in_custom_code_never_fails_under_concurrent_requests(p
         total = conn.execute(sa.text("SELECT SUM(value) FROM custom_counter")).scalar()
     engine.dispose()
     assert total == len(names)
+
+
+WRAPPING_COMPLETE = '''
+from flask import Blueprint, request
+from psiturk.db import db_session
+from psiturk.experiment import debug_complete
+from psiturk.models import Participant
+
+custom_code = Blueprint("custom_code", __name__)
+
+
+@custom_code.route("/complete")
+def complete_and_note():
+    # Reads through db_session (on SQLite its transaction holds the write lock), then
+    # hands over to psiTurk's own /complete view, as Prolific-style projects do.
+    who = Participant.query.filter(Participant.uniqueid == request.args["uniqueId"]).one()
+    who.bonus = 0.5
+    return debug_complete()
+'''
+
+
+def test_custom_route_that_queries_then_calls_the_complete_view_does_not_deadlock(
+        project_dir: Path, make_app, sqlite_url, make_participant, read_row) -> None:
+    (project_dir / "custom.py").write_text(WRAPPING_COMPLETE)
+    app = make_app(sqlite_url)
+    p = make_participant(app)
+    p.open_exp()
+    response = p.complete()
+    assert response.status_code == 200
+    stored = read_row(app, p.uniqueid)
+    assert (stored.status, stored.bonus) == (3, 0.5)

@@ -121,11 +121,25 @@ def ad_decision(ctx: ExperimentContext, *, hit_id: str, assignment_id: str, work
 # --- /exp ----------------------------------------------------------------------------
 
 
-def _choose_condition(session: Session, ctx: ExperimentContext, mode: str) -> tuple[int, int]:
+def _custom_condition(ctx: ExperimentContext, mode: str) -> tuple[int, int] | None:
+    """The project's ``custom_get_condition(mode)``, if it has one.
+
+    Called before turnout takes its counterbalancing lock, as psiTurk called it without
+    one. Project code works in psiTurk's ``db_session``; its transaction is committed here
+    (psiTurk's /exp committed that same session), because on SQLite it holds the write lock
+    that turnout's own transaction is about to take.
+    """
     custom = ctx.project.custom_get_condition
-    if custom is not None:
+    if custom is None:
+        return None
+    try:
         cond, counter = custom(mode)
-        return int(cond), int(counter)
+    finally:
+        ctx.db.session.commit()
+    return int(cond), int(counter)
+
+
+def _choose_condition(session: Session, ctx: ExperimentContext, mode: str) -> tuple[int, int]:
     s = ctx.settings
     num_conds = len(ctx.project.conditions) if ctx.project.conditions else s.num_conds
     num_counters = 1 if ctx.project.conditions else s.num_counters
@@ -136,6 +150,9 @@ def _choose_condition(session: Session, ctx: ExperimentContext, mode: str) -> tu
 
 def peek_condition(ctx: ExperimentContext, mode: str) -> tuple[int, int]:
     """The cell a new participant would get now (psiTurk's ``get_condition``); assigns nothing."""
+    custom = _custom_condition(ctx, mode)
+    if custom is not None:
+        return custom
     with ctx.db.begin() as session:
         return _choose_condition(session, ctx, mode)
 
@@ -154,11 +171,12 @@ def start_experiment(ctx: ExperimentContext, *, hit_id: str, assignment_id: str,
     if rows:
         return _existing_for_exp(ctx, rows, assignment_id, debug)
     lock = f"counterbalance:{ctx.db.tables.participants}:{ctx.settings.codeversion}:{mode}"
+    custom = _custom_condition(ctx, mode)
     try:
         with locked_session(ctx.db, lock) as session:
             if session.get(P, uniqueid) is not None:  # lost a race with a double-load
                 raise _AlreadyThere
-            cond, counter = _choose_condition(session, ctx, mode)
+            cond, counter = custom or _choose_condition(session, ctx, mode)
             participant = P(
                 uniqueid=uniqueid, assignmentid=assignment_id, workerid=worker_id, hitid=hit_id,
                 ipaddress=info.ipaddress, browser=info.browser, platform=info.platform,

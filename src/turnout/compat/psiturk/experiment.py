@@ -6,25 +6,46 @@ Some projects' custom.py wrap or call psiTurk's own views (for example a custom
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from turnout.experiment import routes as _routes
 from turnout.experiment.errors import ExperimentError  # noqa: F401
 
+
+def _view(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A turnout view callable from project code.
+
+    psiTurk's views shared ``db_session`` with project code and committed it. turnout's
+    views use their own transactions, so the project's session is committed first: on
+    SQLite it may hold the write lock that the view needs.
+    """
+
+    @functools.wraps(view)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        from turnout.compat import runtime
+
+        runtime().db.session.commit()
+        return view(*args, **kwargs)
+
+    return call
+
+
 # psiTurk's view function names, mapped to turnout's views (same names, same URLs).
-advertisement = _routes.advertisement
-give_consent = _routes.give_consent
-start_exp = _routes.start_exp
-enterexp = _routes.enterexp
-load = _routes.load
-update = _routes.update
-quitter = _routes.quitter
-debug_complete = _routes.debug_complete
-worker_complete = _routes.worker_complete
-worker_submitted = _routes.worker_submitted
-check_worker_status = _routes.check_worker_status
-regularpage = _routes.regularpage
-index = _routes.index
+advertisement = _view(_routes.advertisement)
+give_consent = _view(_routes.give_consent)
+start_exp = _view(_routes.start_exp)
+enterexp = _view(_routes.enterexp)
+load = _view(_routes.load)
+update = _view(_routes.update)
+quitter = _view(_routes.quitter)
+debug_complete = _view(_routes.debug_complete)
+worker_complete = _view(_routes.worker_complete)
+worker_submitted = _view(_routes.worker_submitted)
+check_worker_status = _view(_routes.check_worker_status)
+regularpage = _view(_routes.regularpage)
+index = _view(_routes.index)
 
 
 def insert_mode(page_html: str) -> str:
