@@ -158,7 +158,7 @@ def test_fresh_database_upgrades_to_head_with_every_table_and_index(database, da
     assert {"turnout_token", "turnout_trials"} <= set(columns)
     indexed = index_columns(database_url, "assignments")
     assert {("workerid",), ("assignmentid",), ("hitid",),
-            ("codeversion", "mode", "status", "cond", "counterbalance")} <= indexed
+            ("codeversion", "mode", "status", "cond", "counterbalance", "beginhit")} <= indexed
 
 
 def test_second_upgrade_changes_nothing(database) -> None:

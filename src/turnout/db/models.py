@@ -61,7 +61,8 @@ def build_models(tables: TableNames) -> Models:
             Index(f"ix_{participants}_assignmentid", "assignmentid"),
             Index(f"ix_{participants}_hitid", "hitid"),
             # Wide enough that counterbalancing counts finished rows per cell from it alone.
-            Index(f"ix_{participants}_balance", "codeversion", "mode", "status", "cond", "counterbalance"),
+            Index(f"ix_{participants}_balance", "codeversion", "mode", "status", "cond", "counterbalance",
+                  "beginhit"),
             Index(f"ix_{participants}_recent", "codeversion", "mode", "beginhit"),
         )
 

@@ -2,16 +2,19 @@
 
 Counted: participants of the same codeversion and mode who finished (status 3, 4, 5, 7)
 or began within the last ``cutoff_time`` minutes. The least-filled cells of the
-num_conds x num_counters grid are candidates; one is chosen at random. The count runs as
-one GROUP BY under a named lock (turnout.db.locks), so concurrent first visits cannot
-all pick the same cell.
+num_conds x num_counters grid are candidates; one is chosen at random. Everyone who
+began within the cutoff (which includes every concurrent first visit) is counted under a
+named lock (turnout.db.locks), so concurrent first visits cannot all pick the same cell;
+the finished participants who began earlier, the part that grows with the table, can be
+counted before taking it (``Settled``).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -20,34 +23,63 @@ from sqlalchemy.orm import Session
 from turnout.clock import Clock
 from turnout.experiment.status import COMPLETED_STATUSES
 
+_FINISHED = [int(s) for s in sorted(COMPLETED_STATUSES)]
+
 
 def grid(num_conds: int, num_counters: int) -> list[tuple[int, int]]:
     return [(c, k) for c in range(num_conds) for k in range(num_counters)]
 
 
-def cell_counts(session: Session, Participant: Any, *, codeversion: str, mode: str,
-                cutoff_minutes: float, clock: Clock) -> dict[tuple[int, int], int]:
-    """Participants per (cond, counterbalance): finished ones, plus unfinished ones who began
-    within the cutoff.
+@dataclass(frozen=True)
+class Settled:
+    """Finished participants who began at or before ``since``, per (cond, counterbalance).
 
-    Two queries rather than one ``finished OR recent``: no database answers that OR from an
-    index, so it read every row of the table (0.35 s at 100k participants on SQLite, while
-    holding the write lock). Finished rows are counted from the ``ix_<table>_balance`` index
-    alone (codeversion, mode, status, cond, counterbalance), grouped in index order; the
-    recent unfinished ones come from the ``ix_<table>_recent`` index and are few.
+    This part of the count only grows, and only when someone who began before ``since``
+    finishes, so it may be taken before the counterbalancing lock: the work that grows
+    with the table then runs in parallel and holds no lock (on SQLite, not the write
+    lock that every save waits for). A participant who began more than ``cutoff_time``
+    ago and finishes in the moment between this count and the locked one is missed by
+    that one decision, as if they had finished just after it.
     """
+
+    since: datetime
+    counts: dict[tuple[int, int], int]
+
+
+def settled_counts(session: Session, Participant: Any, *, codeversion: str, mode: str,
+                   cutoff_minutes: float, clock: Clock) -> Settled:
+    """Read from the ``ix_<table>_balance`` index alone (codeversion, mode, status, cond,
+    counterbalance, beginhit), grouped in index order."""
     P = Participant
     since = clock.now() - timedelta(minutes=cutoff_minutes)
-    finished = [int(s) for s in sorted(COMPLETED_STATUSES)]
-    scope = (P.codeversion == codeversion, P.mode == mode)
-    counts: dict[tuple[int, int], int] = {}
-    done = (select(P.status, P.cond, P.counterbalance, func.count())
-            .where(*scope, P.status.in_(finished))
+    stmt = (select(P.status, P.cond, P.counterbalance, func.count())
+            .where(P.codeversion == codeversion, P.mode == mode, P.status.in_(_FINISHED),
+                   or_(P.beginhit <= since, P.beginhit.is_(None)))
             .group_by(P.status, P.cond, P.counterbalance))
-    for _status, cond, counter, n in session.execute(done):
+    counts: dict[tuple[int, int], int] = {}
+    for _status, cond, counter, n in session.execute(stmt):
         counts[(cond, counter)] = counts.get((cond, counter), 0) + n
+    return Settled(since=since, counts=counts)
+
+
+def cell_counts(session: Session, Participant: Any, *, codeversion: str, mode: str,
+                cutoff_minutes: float, clock: Clock, settled: Settled | None = None
+                ) -> dict[tuple[int, int], int]:
+    """Participants per (cond, counterbalance): finished ones, plus any who began within the
+    cutoff (psiTurk's rule), as the settled part plus everyone who began after ``since``.
+
+    One ``finished OR recent`` query would read every row of the table: no database
+    answers that OR from an index (0.35 s per first visit at 100k participants on SQLite,
+    with the write lock held). The recent part comes from ``ix_<table>_recent`` and is
+    small; pass ``settled`` taken earlier, outside the lock, or it is counted here.
+    """
+    P = Participant
+    if settled is None:
+        settled = settled_counts(session, P, codeversion=codeversion, mode=mode,
+                                 cutoff_minutes=cutoff_minutes, clock=clock)
+    counts = dict(settled.counts)
     recent = (select(P.cond, P.counterbalance, func.count())
-              .where(*scope, P.beginhit > since, or_(P.status.is_(None), P.status.not_in(finished)))
+              .where(P.codeversion == codeversion, P.mode == mode, P.beginhit > settled.since)
               .group_by(P.cond, P.counterbalance))
     for cond, counter, n in session.execute(recent):
         counts[(cond, counter)] = counts.get((cond, counter), 0) + n

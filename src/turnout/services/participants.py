@@ -139,13 +139,22 @@ def _custom_condition(ctx: ExperimentContext, mode: str) -> tuple[int, int] | No
     return int(cond), int(counter)
 
 
-def _choose_condition(session: Session, ctx: ExperimentContext, mode: str) -> tuple[int, int]:
+def _choose_condition(session: Session, ctx: ExperimentContext, mode: str,
+                      settled: counterbalance.Settled | None = None) -> tuple[int, int]:
     s = ctx.settings
     num_conds = len(ctx.project.conditions) if ctx.project.conditions else s.num_conds
     num_counters = 1 if ctx.project.conditions else s.num_counters
     counts = counterbalance.cell_counts(session, ctx.Participant, codeversion=s.codeversion, mode=mode,
-                                        cutoff_minutes=s.cutoff_minutes, clock=ctx.clock)
+                                        cutoff_minutes=s.cutoff_minutes, clock=ctx.clock, settled=settled)
     return counterbalance.choose(counterbalance.grid(num_conds, num_counters), counts, ctx.rng)
+
+
+def _settled_counts(ctx: ExperimentContext, mode: str) -> counterbalance.Settled:
+    """The part of the count that grows with the table, taken before the lock (see Settled)."""
+    s = ctx.settings
+    with ctx.db.begin() as session:
+        return counterbalance.settled_counts(session, ctx.Participant, codeversion=s.codeversion, mode=mode,
+                                             cutoff_minutes=s.cutoff_minutes, clock=ctx.clock)
 
 
 def peek_condition(ctx: ExperimentContext, mode: str) -> tuple[int, int]:
@@ -172,11 +181,12 @@ def start_experiment(ctx: ExperimentContext, *, hit_id: str, assignment_id: str,
         return _existing_for_exp(ctx, rows, assignment_id, debug)
     lock = f"counterbalance:{ctx.db.tables.participants}:{ctx.settings.codeversion}:{mode}"
     custom = _custom_condition(ctx, mode)
+    settled = None if custom else _settled_counts(ctx, mode)
     try:
         with locked_session(ctx.db, lock) as session:
             if session.get(P, uniqueid) is not None:  # lost a race with a double-load
                 raise _AlreadyThere
-            cond, counter = custom or _choose_condition(session, ctx, mode)
+            cond, counter = custom or _choose_condition(session, ctx, mode, settled)
             participant = P(
                 uniqueid=uniqueid, assignmentid=assignment_id, workerid=worker_id, hitid=hit_id,
                 ipaddress=info.ipaddress, browser=info.browser, platform=info.platform,
