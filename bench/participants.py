@@ -49,7 +49,8 @@ class StepFailed(Exception):
 
 @dataclass
 class Client:
-    """One keep-alive HTTP/1.1 connection, as one browser tab would hold."""
+    """A keep-alive HTTP/1.1 connection, as one browser tab would hold, reopened for each
+    participant."""
 
     host: str
     port: int
@@ -108,6 +109,7 @@ class Client:
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
+            self.conn = None
 
 
 @dataclass
@@ -128,6 +130,10 @@ def run_participant(client: Client, plan: Plan, i: int, acked: dict[str, tuple[i
     of the last body the server acknowledged, which is what the database must then hold."""
     worker, assignment, hit = plan.ids(i)
     uid = f"{worker}:{assignment}"
+    # A new participant is a new browser: a new connection, which may land on any worker
+    # process. (Keeping one connection per client thread for the whole run would pin each
+    # thread to one process and turn uneven accept() luck into a permanent latency split.)
+    client.close()
     query = urlencode({"hitId": hit, "assignmentId": assignment, "workerId": worker, "mode": plan.mode})
     page = client.expect("exp", "GET", f"/exp?{query}")
     match = TOKEN.search(page)
