@@ -41,4 +41,12 @@ def __getattr__(name: str) -> Any:
         return db.engine
     if name == "Base":
         return _with_query(db)
+    if name == "DATABASE":
+        return db.engine.url.render_as_string(hide_password=False)
+    if name == "config":
+        from turnout.compat.psiturk.psiturk_config import PsiturkConfig
+
+        config = PsiturkConfig()
+        config.load_config()
+        return config
     raise AttributeError(name)
