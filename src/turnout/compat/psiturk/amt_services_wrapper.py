@@ -26,7 +26,7 @@ import os
 import random
 import string
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -225,6 +225,7 @@ class MTurkServicesWrapper:
             config.load_config()
         self.config = config
         self.mode: str = ""
+        self._clients: dict[tuple[str, str | None], Any] = {}
         self._set_mode(mode or rt.settings.default_mode)
 
     @property
@@ -254,11 +255,22 @@ class MTurkServicesWrapper:
         rt = runtime()
         rt.db.session.commit()
         clock = rt.clock or SystemClock()
-        endpoint = os.environ.get(ENDPOINT_ENV) if self.mode == "local" else None
+        endpoint = (os.environ.get(ENDPOINT_ENV) or None) if self.mode == "local" else None
         try:
-            with open_marketplace(rt.settings, self.mode, clock=clock, endpoint_url=endpoint or None) as client:
-                yield MarketContext(db=rt.db, settings=rt.settings, clock=clock, mode=self.mode, client=client,
-                                    actor=ACTOR)
+            if self.mode == "local" and endpoint is None:
+                # The project's own marketplace store, served for the length of this call.
+                with open_marketplace(rt.settings, self.mode, clock=clock) as client:
+                    yield MarketContext(db=rt.db, settings=rt.settings, clock=clock, mode=self.mode,
+                                        client=client, actor=ACTOR)
+                return
+            # A plain client for a remote endpoint: made once per mode and kept (building
+            # a boto3 client costs a tenth of a second or more; a wrapper makes many calls).
+            key = (self.mode, endpoint)
+            if key not in self._clients:
+                self._clients[key] = ExitStack().enter_context(
+                    open_marketplace(rt.settings, self.mode, clock=clock, endpoint_url=endpoint))
+            yield MarketContext(db=rt.db, settings=rt.settings, clock=clock, mode=self.mode,
+                                client=self._clients[key], actor=ACTOR)
         finally:
             rt.db.session.expire_all()
 
