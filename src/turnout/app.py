@@ -120,7 +120,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, db: Database |
             raise custom_error(exc, project.root / "custom.py", "custom.py init_app(app) failed") from None
     create_custom_tables(db)
     register_error_handlers(app)
-    compat.install_endpoint_aliases(app)
+    compat.install_psiturk_app_surface(app)
 
     @app.teardown_appcontext
     def remove_session(_exc: BaseException | None) -> None:

@@ -177,6 +177,10 @@ def test_custom_py_importing_every_psiturk_module_starts(make_app, project_file)
     ("from psiturk.utils import get_my_ip\nget_my_ip()", "ad_url"),
     ("from psiturk.amt_services_wrapper import MTurkServicesWrapper\nMTurkServicesWrapper().amt_services",
      "wrapper's methods"),
+    ("from psiturk.experiment import app\napp.apscheduler.add_job(print)", "turnout worker approve --all"),
+    ("from psiturk.experiment import scheduler", "turnout worker approve --all"),
+    ("from psiturk.models import Campaign\nCampaign()", "turnout hit create"),
+    ("from psiturk.dashboard import dashboard", "turnout hit"),
 ])
 def test_an_unmapped_call_raises_a_clear_psiturk_error(make_app, project_file, call: str, names: str) -> None:
     project_file("custom.py", custom(f"""

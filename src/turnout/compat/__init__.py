@@ -90,8 +90,9 @@ PSITURK_ENDPOINTS["load"] = ("experiment.load", {"uid": "uniqueid"})
 PSITURK_ENDPOINTS["update"] = ("experiment.update", {"uid": "uniqueid"})
 
 
-def install_endpoint_aliases(app: Any) -> None:
-    """Let ``url_for`` build URLs from psiTurk's endpoint names (``url_for('start_exp')``).
+def install_psiturk_app_surface(app: Any) -> None:
+    """Let ``url_for`` build URLs from psiTurk's endpoint names (``url_for('start_exp')``),
+    and give the app psiTurk's ``apscheduler`` attribute (a clear error when used).
 
     turnout's views live on the ``experiment`` blueprint, so their endpoints are
     ``experiment.start_exp`` and so on. Rather than register every route twice, a URL
@@ -100,6 +101,12 @@ def install_endpoint_aliases(app: Any) -> None:
     these names (``app.add_url_rule(..., endpoint='load')`` in ``init_app``) still wins.
     """
     from flask import url_for
+
+    from turnout.compat.unsupported import UnsupportedObject
+
+    # psiTurk hung its APScheduler on the app; turnout runs none.
+    app.apscheduler = UnsupportedObject(
+        "app.apscheduler", "turnout runs no scheduler; run `turnout worker approve --all` from cron or a timer")
 
     def psiturk_endpoint(error: Exception, endpoint: str, values: dict[str, Any]) -> str | None:
         target = PSITURK_ENDPOINTS.get(endpoint)

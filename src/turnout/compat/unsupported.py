@@ -58,3 +58,19 @@ def module_getattr(module: str, names: dict[str, str]) -> Callable[[str], Any]:
         raise AttributeError(f"module {module!r} has no attribute {attr!r}")
 
     return __getattr__
+
+
+class UnsupportedObject:
+    """A stand-in for a psiTurk object (its scheduler, say): any use of it raises the clear error."""
+
+    def __init__(self, name: str, instead: str) -> None:
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_instead", instead)
+
+    def __getattr__(self, attr: str) -> NoReturn:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        refuse(f"{self._name}.{attr}", self._instead)
+
+    def __repr__(self) -> str:
+        return f"<{self._name}: not provided by turnout>"

@@ -94,7 +94,7 @@ get_random_condcount = get_condition
 
 
 _unsupported = module_getattr("psiturk.experiment", {
-    "scheduler": "turnout runs no APScheduler; schedule `turnout worker approve --all` (cron, systemd timers)",
+    "scheduler": "turnout runs no scheduler; run `turnout worker approve --all` from cron or a timer",
     "jobstores": "turnout runs no APScheduler",
 })
 
