@@ -305,3 +305,15 @@ def test_wrapper_mode_is_the_callers_own(app) -> None:
     assert (refused.success, type(refused.exception).__name__) == (False, "PsiturkException")
     assert "mode not recognized" in refused.to_dict()["exception"].message
     assert local.get_mode().data == "local"
+
+
+def test_an_app_level_route_from_custom_py_replaces_a_builtin(make_app, project_file) -> None:
+    # psiTurk imported custom.py before defining its own routes, so `@app.route('/')` in
+    # custom.py answered `/`; the same holds here.
+    project_file("custom.py", custom("""
+        from psiturk.experiment import app
+        @app.route("/")
+        def home():
+            return "the project's home page " + url_for("index")
+    """))
+    assert make_app().test_client().get("/").data == b"the project's home page /"
