@@ -157,8 +157,12 @@ def _reason(reason: Any) -> str:
     return str(reason)
 
 
-def _item_response(item: Any, operation: str) -> WrapperResponse:
-    """One assignment's outcome from the payments ledger as a psiTurk response."""
+def _item_response(item: Any, operation: str, *, bonused_before: bool = False) -> WrapperResponse:
+    """One assignment's outcome from the payments ledger as a psiTurk response.
+
+    ``bonused_before``: the ledger holds a paid bonus for it, so a skipped bonus is
+    psiTurk's AssignmentAlreadyBonusedError.
+    """
     data: dict[str, Any] = {"assignment_id": item.assignment_id, "outcome": item.outcome,
                             "message": item.message, "ledger_id": item.ledger_id}
     if item.amount is not None:
@@ -170,13 +174,26 @@ def _item_response(item: Any, operation: str) -> WrapperResponse:
             data["message"] = message
         return WrapperResponseSuccess(operation=operation, data=data, message=message)
     exc: PsiturkException
-    if item.kind == "bonus" and "already bonused" in item.message:
+    if item.kind == "bonus" and item.outcome == "skipped" and (bonused_before or "already" in item.message):
         exc = AssignmentAlreadyBonusedError(message=item.message)
-    elif item.kind == "bonus" and "auto bonus" in item.message:
+    elif item.kind == "bonus" and item.outcome == "skipped" and "auto" in item.message:
         exc = NoAutoBonusAmountSetError(message=item.message)
     else:
         exc = AmtServicesWrapperError(message=item.message)
     return WrapperResponseError(operation=operation, exception=exc, data=data)
+
+
+def _bonus_responses(ctx: Any, items: Sequence[Any], operation: str) -> list[WrapperResponse]:
+    """Bonus outcomes as responses; a skipped one is "already bonused" when the ledger says so."""
+    from turnout.services import payments
+
+    def paid_before(item: Any) -> bool:
+        if item.outcome != "skipped":
+            return False
+        entries = payments.ledger_entries(ctx, assignment_id=item.assignment_id, kind="bonus")
+        return any(e["state"] == "succeeded" for e in entries)
+
+    return [_item_response(i, operation, bonused_before=paid_before(i)) for i in items]
 
 
 def _hit_object(view: dict[str, Any]) -> MTurkHIT:
@@ -491,7 +508,7 @@ class MTurkServicesWrapper:
         with self._market() as ctx:
             result = payments.bonus(ctx, assignment_ids, amount=value, reason=text, override=override,
                                     confirm_live=True)
-        return _item_response(result.items[0], operation)
+            return _bonus_responses(ctx, result.items[:1], operation)[0]
 
     @amt_services_wrapper_response
     def bonus_all_local_assignments(self, amount: Any, reason: Any,
@@ -504,7 +521,7 @@ class MTurkServicesWrapper:
         with self._market() as ctx:
             items = payments.bonus_all(ctx, amount=value, reason=text, override=override_bonused_status,
                                        confirm_live=True).items
-        return {"results": [_item_response(i, "bonus_local_assignment") for i in items]}
+            return {"results": _bonus_responses(ctx, items, "bonus_local_assignment")}
 
     @amt_services_wrapper_response
     def bonus_local_assignment(self, local_assignment: Any, amount: Any, reason: Any,
@@ -521,7 +538,7 @@ class MTurkServicesWrapper:
         with self._market() as ctx:
             items = payments.bonus_hit(ctx, hit_id, amount=value, reason=text, override=override_bonused_status,
                                        confirm_live=True).items
-        return {"results": [_item_response(i, "bonus_local_assignment") for i in items]}
+            return {"results": _bonus_responses(ctx, items, "bonus_local_assignment")}
 
     @amt_services_wrapper_response
     def bonus_assignment_for_assignment_id(self, assignment_id: str, amount: Any, reason: Any,
