@@ -329,3 +329,84 @@ def test_an_app_level_route_from_custom_py_replaces_a_builtin(make_app, project_
             return "the project's home page " + url_for("index")
     """))
     assert make_app().test_client().get("/").data == b"the project's home page /"
+
+
+# The public module-level names of psiTurk 3.3.1's modules (functions, classes, constants).
+PSITURK_PUBLIC_NAMES = {
+    "amt_services": (
+        "AmtServicesErrorResponse AmtServicesResponse AmtServicesSuccessResponse LOCALE_QUAL_ID "
+        "MASTERS_QUAL_ID MASTERS_SANDBOX_QUAL_ID MTurkHIT MTurkServices NOTIFICATION_VERSION "
+        "NUMBER_HITS_APPROVED_QUAL_ID NoHitDataError PERCENT_ASSIGNMENTS_APPROVED_QUAL_ID "
+        "amt_service_response check_mturk_connection"
+    ),
+    "amt_services_wrapper": (
+        "MTurkServicesWrapper WrapperResponse WrapperResponseError WrapperResponseSuccess "
+        "amt_services_wrapper_response"
+    ),
+    "api": (
+        "AssignmentList AssignmentsAction CampaignList Campaigns CustomApi HitList Hits "
+        "HitsAction PsiturkJSONEncoder ServicesManager TaskList Tasks api api_blueprint "
+        "before_request handle_exception output_json"
+    ),
+    "dashboard": (
+        "DashboardUser assignments_list before_request campaigns_list config dashboard hits_list "
+        "index init_app is_login_route is_static_resource_call load_user login login_manager "
+        "login_required logout mode myauth tasks_list try_amt_services_wrapper "
+        "warn_if_scheduler_not_running"
+    ),
+    "db": "DATABASE config db_session engine init_db migrate_db truncate_tables",
+    "experiment": (
+        "CONFIG JOBS_TABLENAME LOG_LEVEL LOG_LEVELS PSITURK_JS_FILE advertisement app "
+        "check_templates_exist check_worker_status debug_complete enterexp favicon "
+        "get_random_condcount give_consent handle_exp_error handle_experiment_api_error index "
+        "insert_mode jobstores load logfile ppid psiturk_js quitter regularpage run_webserver "
+        "scheduler shutdown_session start_exp update worker_complete worker_submitted"
+    ),
+    "experiment_errors": "ExperimentApiError ExperimentError InvalidUsage InvalidUsageError unwrap",
+    "experiment_server": "ExperimentServer config launch sigint_handler",
+    "experiment_server_controller": (
+        "ExperimentServerController ExperimentServerControllerException WaitForState "
+        "is_port_available launch_browser launch_browser_when_online logger stream_formatter "
+        "stream_handler wait_until_online"
+    ),
+    "models": (
+        "ASSIGNMENTS_TABLENAME Base CAMPAIGNS_TABLENAME CODE_VERSION Campaign HITS_TABLENAME Hit "
+        "Participant config object_as_dict"
+    ),
+    "psiturk_config": "PsiturkConfig",
+    "psiturk_exceptions": (
+        "APIException AWSAccessKeysNotSetError AdHtmlNotFoundError AdHtmlTooLarge "
+        "AdPsiturkOrgError AmtServicesException AmtServicesWrapperError "
+        "AssignmentAlreadyBonusedError AssignmentIdNotFoundInLocalDBError BadBonusAmountError "
+        "BonusReasonMissingError DoBonusError EphemeralContainerDBError HerokuAppNotSet "
+        "HerokuCmdNotFound HerokuNotAGitRepo HerokuNotLoggedIn InvalidAWSCredentialsError "
+        "InvalidPsiturkCredentialsError MissingArgumentsError NoAutoBonusAmountSetError "
+        "NoMturkConnectionError PsiturkException WorkerIdNotFoundInLocalDBError"
+    ),
+    "psiturk_shell": "PsiturkNetworkShell docopt_cmd http run",
+    "psiturk_statuses": "ALLOCATED BONUSED COMPLETED CREDITED NOT_ACCEPTED QUITEARLY STARTED SUBMITTED",
+    "services_manager": "PsiturkServicesManager SESSION_SERVICES_MANAGER_MODE_KEY psiturk_services_manager",
+    "tasks": "TaskUtils do_approve_all do_campaign_round logger task_utils",
+    "user_utils": "PsiTurkAuthorization nocache print_to_log",
+    "utils": "colorize get_my_ip",
+    "version": "version_number",
+}
+
+
+def test_every_public_name_of_every_psiturk_module_resolves(app) -> None:
+    """Each is either provided or raises NotProvidedByTurnout naming what to use; none is
+    an AttributeError, which would stop a custom.py that imports it from starting."""
+    from turnout.compat.unsupported import NotProvidedByTurnout
+
+    missing, unsupported = [], []
+    for module_name, names in PSITURK_PUBLIC_NAMES.items():
+        module = importlib.import_module(f"psiturk.{module_name}")
+        for name in names.split():
+            try:
+                getattr(module, name)
+            except NotProvidedByTurnout:
+                unsupported.append(f"{module_name}.{name}")
+            except AttributeError:
+                missing.append(f"{module_name}.{name}")
+    assert missing == []
+    assert "experiment.app" not in unsupported and "amt_services_wrapper.MTurkServicesWrapper" not in unsupported

@@ -271,7 +271,8 @@ class MTurkServicesWrapper:
 
         rt = runtime()
         rt.db.session.commit()
-        clock = rt.clock or SystemClock()
+        served = rt.app.extensions.get("turnout") if rt.app is not None else None
+        clock = getattr(served, "clock", None) or rt.clock or SystemClock()  # the server's clock
         endpoint = (os.environ.get(ENDPOINT_ENV) or None) if self.mode == "local" else None
         try:
             if self.mode == "local" and endpoint is None:

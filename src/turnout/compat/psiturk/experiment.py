@@ -72,6 +72,13 @@ def handle_exp_error(exception: ExperimentError) -> Any:
     return exception.error_page(request, runtime().settings.contact_email)
 
 
+def handle_experiment_api_error(error: Any) -> Any:
+    """``error`` (an ExperimentApiError) as JSON with its status code, as the server answers it."""
+    from flask import jsonify
+
+    return jsonify(error.to_dict()), error.status_code
+
+
 def shutdown_session(_exception: BaseException | None = None) -> None:
     from turnout.compat import runtime
 
@@ -112,6 +119,18 @@ def __getattr__(name: str) -> Any:
         if app is None:
             raise AttributeError("psiturk.experiment.app: no turnout app is being built or served")
         return app
+    if name == "JOBS_TABLENAME":
+        return runtime().settings.tables.jobs
+    if name == "PSITURK_JS_FILE":  # the psiturk.js turnout serves at /static/js/psiturk.js
+        from importlib import resources
+
+        return str(resources.files("turnout.experiment").joinpath("static/psiturk.js"))
+    if name in ("LOG_LEVELS", "LOG_LEVEL", "logfile"):
+        import logging
+
+        levels = [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL]
+        settings = runtime().settings
+        return {"LOG_LEVELS": levels, "LOG_LEVEL": settings.loglevel, "logfile": settings.logfile}[name]
     if name in ("db_session", "Participant", "config", "CONFIG"):
         rt = runtime()
         if name == "CONFIG":

@@ -12,6 +12,10 @@ import socket
 from turnout.compat.unsupported import cls, function
 
 logger = logging.getLogger("turnout.compat.experiment_server_controller")
+# psiTurk's console handler for this logger (not attached here: turnout configures logging).
+stream_handler = logging.StreamHandler()
+stream_formatter = logging.Formatter("%(message)s")
+stream_handler.setFormatter(stream_formatter)
 INSTEAD = "start the server with `turnout serve` and stop it with Ctrl-C or a signal to its process"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from turnout.compat.unsupported import cls, function
+from turnout.compat.unsupported import cls, function, module_getattr
 
 INSTEAD = ("use the turnout command line: `turnout hit ...`, `turnout worker ...`, `turnout mode`, "
            "`turnout serve`, `turnout export` (see `turnout --help`)")
@@ -16,3 +16,6 @@ run = function("psiturk.psiturk_shell.run", INSTEAD)
 def docopt_cmd(func: Any) -> Any:
     """psiTurk's shell-command decorator; the shell itself is not provided."""
     return func
+
+
+__getattr__ = module_getattr("psiturk.psiturk_shell", {"http": INSTEAD})
