@@ -317,6 +317,10 @@ def test_wrapper_mode_is_the_callers_own(app) -> None:
     assert (refused.success, type(refused.exception).__name__) == (False, "PsiturkException")
     assert "mode not recognized" in refused.to_dict()["exception"].message
     assert local.get_mode().data == "local"
+    managers = importlib.import_module("psiturk.services_manager")
+    first, second = managers.PsiturkServicesManager(), managers.PsiturkServicesManager()
+    first.mode = "sandbox"
+    assert (first.mode, second.mode, first.codeversion) == ("sandbox", "local", "1.0")
 
 
 def test_an_app_level_route_from_custom_py_replaces_a_builtin(make_app, project_file) -> None:
