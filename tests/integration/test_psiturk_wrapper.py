@@ -141,7 +141,7 @@ def market_client(market: Any) -> Any:
     return local_client(market)
 
 
-def test_wrapper_in_another_mode_never_touches_this_modes_ledger(make_app, database_url: str, market: Any,
+def test_wrapper_in_another_mode_never_touches_this_modes_ledger(app: Any, market: Any,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # A sandbox wrapper with no AWS credentials fails in its own marketplace; the local
     # study's ledger is untouched and the local wrapper still works.
@@ -151,7 +151,6 @@ def test_wrapper_in_another_mode_never_touches_this_modes_ledger(make_app, datab
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")   # no credential lookup over the network
-    app = make_app(database_url)
     module = importlib.import_module("psiturk.amt_services_wrapper")
     local, sandbox = module.MTurkServicesWrapper(mode="local"), module.MTurkServicesWrapper(mode="sandbox")
     failed = sandbox.bonus_nonlocal_assignment("A" * 30, "1.00", "bonus")
