@@ -414,3 +414,30 @@ def test_every_public_name_of_every_psiturk_module_resolves(app) -> None:
                 missing.append(f"{module_name}.{name}")
     assert missing == []
     assert "experiment.app" not in unsupported and "amt_services_wrapper.MTurkServicesWrapper" not in unsupported
+
+
+def test_participant_has_psiturks_class_helpers(make_app, project_file, make_participant) -> None:
+    # Condition pickers and admin views copied from psiTurk call these class methods.
+    project_file("custom.py", custom("""
+        from psiturk.models import Participant
+        @custom_code.route("/counts")
+        def counts():
+            rows = Participant.all_but_datastring()
+            return jsonify(completed=Participant.count_completed("1.0", "sandbox"),
+                           grouped=Participant.count_workers_grouped(group_bys=["mode", "status"]),
+                           columns=sorted(rows[0]._fields) if rows else [])
+    """))
+    app = make_app()
+    for n, mode in enumerate(("sandbox", "sandbox", "live")):
+        p = make_participant(app, worker=f"WG{n}", assignment=f"AG{n}", mode=mode)
+        p.open_exp()
+        if n == 0:
+            p.inexp()
+            p.complete()
+    answer = app.test_client().get("/counts").json
+    assert answer["completed"] == 1
+    assert sorted(answer["grouped"], key=lambda g: (g["mode"], g["status"])) == [
+        {"mode": "live", "status": 1, "count": 1}, {"mode": "sandbox", "status": 1, "count": 1},
+        {"mode": "sandbox", "status": 3, "count": 1}]
+    assert "datastring" not in answer["columns"] and "uniqueid" in answer["columns"]
+    assert not any(c.startswith("turnout_") or c == "token" for c in answer["columns"])
