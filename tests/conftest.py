@@ -230,7 +230,8 @@ def _standard_app(url: str, apps: dict[str, Any], factory: pytest.TempPathFactor
         apps[url] = built
     ctx = built.extensions["turnout"]
     ctx.clock = clock
-    compat.activate(ctx.settings, ctx.db)  # another test's app may have taken the psiturk shim
+    # another test's app may have taken the psiturk shim
+    compat.activate(ctx.settings, ctx.db, app=built, clock=clock)
     return built
 
 

@@ -86,20 +86,22 @@ def create_app(settings: Settings, *, clock: Clock | None = None, db: Database |
     if check_schema and not is_current(db):
         raise ConfigError(f"the database {db.engine.url.render_as_string(hide_password=True)} is not at "
                           "turnout's current schema; run `turnout db upgrade` in the project folder")
-    compat.activate(settings, db)
-    project = load_project(settings.project_dir)
-
+    clock = clock or SystemClock()
+    # The app exists before custom.py is imported: psiTurk projects import it from there.
+    static_dir, templates_dir = settings.project_dir / "static", settings.project_dir / "templates"
     app = Flask("turnout.experiment", root_path=str(settings.project_dir),
-                static_folder=str(project.static_dir), static_url_path="/static",
-                template_folder=str(project.templates_dir))
-    app.jinja_loader = ChoiceLoader([FileSystemLoader(str(project.templates_dir)),
+                static_folder=str(static_dir), static_url_path="/static",
+                template_folder=str(templates_dir))
+    app.jinja_loader = ChoiceLoader([FileSystemLoader(str(templates_dir)),
                                      PackageLoader("turnout.experiment", "templates")])
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         SEND_FILE_MAX_AGE_DEFAULT=10,
         SECRET_KEY=settings.secret_key or None,
     )
-    ctx = ExperimentContext(db=db, settings=settings, clock=clock or SystemClock(), project=project)
+    compat.activate(settings, db, app=app, clock=clock)
+    project = load_project(settings.project_dir)
+    ctx = ExperimentContext(db=db, settings=settings, clock=clock, project=project)
     if rng is not None:
         ctx.rng = rng
     app.extensions["turnout"] = ctx
@@ -118,6 +120,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, db: Database |
             raise custom_error(exc, project.root / "custom.py", "custom.py init_app(app) failed") from None
     create_custom_tables(db)
     register_error_handlers(app)
+    compat.install_psiturk_app_surface(app)
 
     @app.teardown_appcontext
     def remove_session(_exc: BaseException | None) -> None:

@@ -33,3 +33,7 @@ class PsiturkConfig(RawConfig):
         from turnout.compat import runtime
 
         return runtime().settings.ad_url()
+
+    def get_require_quals(self) -> None:
+        """Present (and doing nothing) in psiTurk 3.3.1 too."""
+        return None
