@@ -231,6 +231,7 @@ def export(ctx: click.Context, out_dir: Path, fmt: str, codeversion: str | None,
 
 
 import turnout.cli_marketplace  # noqa: E402,F401  (turnout hit/worker/ledger/balance/mode)
+import turnout.cli_reconcile  # noqa: E402,F401  (turnout reconcile)
 from turnout import cli_simulate  # noqa: E402,F401  (turnout simulate)
 
 if __name__ == "__main__":  # pragma: no cover

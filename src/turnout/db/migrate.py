@@ -54,10 +54,10 @@ def is_current(db: Database) -> bool:
 
 
 def managed_tables(db: Database) -> set[str]:
-    from turnout.db.marketplace_models import MARKETPLACE_TABLES
-    from turnout.db.models import TRANSITIONS_TABLE
-
-    return {db.tables.participants, db.tables.hits, TRANSITIONS_TABLE, *MARKETPLACE_TABLES}
+    """The tables the migrations own: the project's two psiTurk tables and every
+    ``turnout_*`` table (whichever part of turnout declares it)."""
+    ours = {name for name in db.models.Base.metadata.tables if name.startswith("turnout_")}
+    return {db.tables.participants, db.tables.hits, *ours}
 
 
 def create_custom_tables(db: Database) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
 
 from turnout.config import TableNames
 from turnout.db.marketplace_models import build_marketplace_models
+from turnout.db.reconcile_models import build_reconcile_models
 from turnout.db.types import LongText, UTCDateTime
 
 TRANSITIONS_TABLE = "turnout_status_transition"
@@ -44,6 +45,9 @@ class Models:
     AuditEvent: type[Any]
     OwnedQualification: type[Any]
     QualificationGrant: type[Any]
+    # reconciliation with the marketplace: excluded rows, check runs.
+    Exclusion: type[Any]
+    ReconcileRun: type[Any]
 
 
 def build_models(tables: TableNames) -> Models:
@@ -157,7 +161,9 @@ def build_models(tables: TableNames) -> Models:
         detail: Mapped[str | None] = mapped_column(Text)
 
     market = build_marketplace_models(Base)
+    reconcile = build_reconcile_models(Base)
     return Models(Base=Base, Participant=Participant, Hit=Hit, StatusTransition=StatusTransition,
                   HitRecord=market.HitRecord, LedgerEntry=market.LedgerEntry, AuditEvent=market.AuditEvent,
                   OwnedQualification=market.OwnedQualification,
-                  QualificationGrant=market.QualificationGrant)
+                  QualificationGrant=market.QualificationGrant,
+                  Exclusion=reconcile.Exclusion, ReconcileRun=reconcile.ReconcileRun)
