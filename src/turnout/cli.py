@@ -199,6 +199,10 @@ def _check_app_builds(settings: Settings) -> None:
 
     try:
         app = create_app(settings)
+        if settings.default_mode == "local":  # the offline marketplace's store, before any fork
+            from turnout.marketplace.project import open_store
+
+            open_store(settings).close()
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     app.extensions["turnout"].db.dispose()  # workers open their own connections after the fork
