@@ -234,6 +234,7 @@ def export(ctx: click.Context, out_dir: Path, fmt: str, codeversion: str | None,
         click.echo(f"{out_dir / f'{kind}.{suffix}'}: {n} rows")
 
 
+import turnout.cli_local_marketplace  # noqa: E402,F401  (turnout marketplace env)
 import turnout.cli_marketplace  # noqa: E402,F401  (turnout hit/worker/ledger/balance/mode)
 from turnout import cli_simulate  # noqa: E402,F401  (turnout simulate)
 

@@ -8,6 +8,7 @@ names the setting and the path, instead of a sqlite3 traceback in each process.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from turnout.clock import Clock
@@ -37,12 +38,28 @@ def open_store(settings: Settings, clock: Clock | None = None) -> MarketplaceSta
     except OSError as exc:
         raise ConfigError(f"{where} = {store}: cannot create its folder {store.parent} "
                           f"({exc.strerror or exc})") from None
+    _ignore_in_git(settings, store)
     try:
         return MarketplaceState(store, clock)
     except StoreUnusable as exc:
         raise ConfigError(f"{where} = {store}: {exc.reason}") from None
     except OSError as exc:
         raise ConfigError(f"{where} = {store}: {exc.strerror or exc}") from None
+
+
+def _ignore_in_git(settings: Settings, store: Path) -> None:
+    """Keep the store (it holds the local key pair) out of commits: a ``.gitignore`` of ``*``
+    in its own folder (``.turnout/`` by default), unless that folder is the project itself."""
+    folder = store.parent
+    try:
+        if folder.resolve() == settings.project_dir.resolve():
+            return
+        marker = folder / ".gitignore"
+        if not marker.exists():
+            marker.write_text("# turnout's offline marketplace store: local keys and rehearsal data\n*\n",
+                              encoding="utf-8")
+    except OSError:  # read-only folder: the store check below says what is wrong, if anything
+        pass
 
 
 def local_endpoint(settings: Settings, host: str | None = None, port: int | None = None) -> str:

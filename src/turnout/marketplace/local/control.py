@@ -35,7 +35,7 @@ from werkzeug.wrappers import Request, Response
 
 from . import errors as E
 from . import money
-from .protocol import MAX_BODY, json_depth
+from .protocol import MAX_BODY, is_unicode_clean, json_depth
 from .records import Hit
 from .state import FAULT_KINDS, MarketplaceState
 from .workers import WORKER_ATTRIBUTES
@@ -196,6 +196,8 @@ class ControlAPI:
             raise ControlError(400, "InvalidJSON", "request body must be a JSON object")
         if json_depth(body) > MAX_DEPTH:
             raise ControlError(400, "InvalidJSON", f"request body is nested more than {MAX_DEPTH} levels deep")
+        if not is_unicode_clean(body):
+            raise ControlError(400, "InvalidJSON", "request body contains an unpaired surrogate, which is not text")
         return body
 
     @staticmethod

@@ -171,7 +171,19 @@ def _decode(raw: bytes) -> dict[str, Any]:
         raise E.SerializationException("The request body must be a JSON object.")
     if json_depth(params) > MAX_DEPTH:
         raise E.SerializationException(f"The request body is nested more than {MAX_DEPTH} levels deep.")
+    if not is_unicode_clean(params):
+        raise E.SerializationException("The request body contains an unpaired surrogate (\\ud800-\\udfff), "
+                                       "which is not text.")
     return params
+
+
+def is_unicode_clean(value: Any) -> bool:
+    """No lone surrogates: JSON's \\ud800 escapes decode to them, and SQLite cannot store them."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _refuse_constant(name: str) -> Any:

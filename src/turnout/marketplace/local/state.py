@@ -27,7 +27,7 @@ import sqlite3
 import string
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -379,10 +379,15 @@ class MarketplaceState:
         parent = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(parent):
             raise StoreUnusable(self.path, f"its folder {parent} does not exist")
+        new = not os.path.exists(self.path)
         try:
             con = self._acquire()
         except sqlite3.Error as exc:
-            raise StoreUnusable(self.path, f"cannot open it ({exc})") from None
+            reason = "the file exists but is not an SQLite database" if "not a database" in str(exc) else f"cannot open it ({exc})"
+            raise StoreUnusable(self.path, reason) from None
+        if new:  # it will hold the local key pair: readable by its owner only (SQLite's -wal/-shm follow)
+            with suppress(OSError):
+                os.chmod(self.path, 0o600)
         try:
             con.execute("PRAGMA journal_mode = WAL")
             con.execute("BEGIN IMMEDIATE")
