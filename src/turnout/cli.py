@@ -182,7 +182,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     click.echo(f"    the experiment, as a debug participant: {debug_url(settings, host, port)}")
     if settings.default_mode == "local":
         click.echo(f"    the worker site (take the study as an MTurk worker would): http://{shown}:{port}/_mturk/worker/")
-        click.echo(f"    the offline MTurk requester endpoint (boto3, turnout hit/worker): http://{shown}:{port}/_mturk/")
+        click.echo(f"    the offline MTurk requester endpoint (boto3, turnout hit/worker): http://{shown}:{port}/_mturk/"
+                   " (signed: `turnout marketplace env` prints the keys)")
         if settings.simulate_arrival_rate > 0:
             click.echo(f"  simulated workers arrive about {settings.simulate_arrival_rate:g} a minute "
                        "([Marketplace] simulate_arrival_rate)")
