@@ -257,7 +257,8 @@ class ControlClient:
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"} if data is not None else {}
+        # The control API takes writes only as JSON (a cross-origin form cannot send that).
+        headers = {"Content-Type": "application/json"} if method == "POST" else {}
         for attempt in (1, 2):
             try:
                 self.conn.request(method, self.prefix + path, body=data, headers=headers)
@@ -409,7 +410,7 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
     startup_s = time.perf_counter() - started
     workers = Workers(args.work_via, market)
     try:
-        client = make_client("local", endpoint_url=market.endpoint_url)
+        client = make_client("local", endpoint_url=market.endpoint_url, store=market.store)
         recorder.attach(client)
         needed = expected_cost(reward, sizes)
         if needed * Decimal("1.5") > Decimal("10000.00"):  # CreateHIT checks funds for every assignment

@@ -78,7 +78,8 @@ class Study:
         """CreateHIT through an unmodified boto3 client at the mounted marketplace."""
         from turnout.marketplace.client import make_client
 
-        client = make_client("local", endpoint_url=f"{self.url}/_mturk/", max_attempts=1)
+        client = make_client("local", endpoint_url=f"{self.url}/_mturk/", store=self.settings.marketplace_store,
+                             max_attempts=1)
         answer = client.create_hit(
             Title=title, Description="Name the ink colour of each word.", Keywords="stroop, test",
             Reward=reward, MaxAssignments=assignments, AssignmentDurationInSeconds=duration_s,

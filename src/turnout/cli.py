@@ -182,7 +182,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     click.echo(f"    the experiment, as a debug participant: {debug_url(settings, host, port)}")
     if settings.default_mode == "local":
         click.echo(f"    the worker site (take the study as an MTurk worker would): http://{shown}:{port}/_mturk/worker/")
-        click.echo(f"    the offline MTurk requester endpoint (boto3, turnout hit/worker): http://{shown}:{port}/_mturk/")
+        click.echo(f"    the offline MTurk requester endpoint (boto3, turnout hit/worker): http://{shown}:{port}/_mturk/"
+                   " (signed: `turnout marketplace env` prints the keys)")
         if settings.simulate_arrival_rate > 0:
             click.echo(f"  simulated workers arrive about {settings.simulate_arrival_rate:g} a minute "
                        "([Marketplace] simulate_arrival_rate)")
@@ -199,6 +200,10 @@ def _check_app_builds(settings: Settings) -> None:
 
     try:
         app = create_app(settings)
+        if settings.default_mode == "local":  # the offline marketplace's store, before any fork
+            from turnout.marketplace.project import open_store
+
+            open_store(settings).close()
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     app.extensions["turnout"].db.dispose()  # workers open their own connections after the fork
@@ -230,6 +235,7 @@ def export(ctx: click.Context, out_dir: Path, fmt: str, codeversion: str | None,
         click.echo(f"{out_dir / f'{kind}.{suffix}'}: {n} rows")
 
 
+import turnout.cli_local_marketplace  # noqa: E402,F401  (turnout marketplace env)
 import turnout.cli_marketplace  # noqa: E402,F401  (turnout hit/worker/ledger/balance/mode)
 import turnout.cli_reconcile  # noqa: E402,F401  (turnout reconcile)
 from turnout import cli_simulate  # noqa: E402,F401  (turnout simulate)

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from turnout.cli import CliError, _settings, main
-from turnout.config import Settings
+from turnout.config import ConfigError, Settings
 
 
 def _check_server(url: str) -> None:
@@ -53,14 +53,17 @@ def simulate(ctx: click.Context, count: int, dropout: float, seed: int | None, m
     """Send simulated workers to the offline marketplace: each takes an open HIT and does the study
     over HTTP, as a participant's browser would (the server must be running: `turnout serve`)."""
     from turnout.marketplace.local import MarketplaceState
+    from turnout.marketplace.project import open_store
     from turnout.simulation.behaviour import plan_workers
     from turnout.simulation.hits import open_hits
     from turnout.simulation.workers import run_workers
 
     settings = _settings(ctx)
     store = settings.marketplace_store
-    store.parent.mkdir(parents=True, exist_ok=True)
-    state = MarketplaceState(store)
+    try:
+        state: MarketplaceState = open_store(settings)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
     hits = open_hits(state)
     if not hits:
         if not post_hit:

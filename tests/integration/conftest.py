@@ -28,7 +28,7 @@ def market(tmp_path: Any, clock: ManualClock) -> Iterator[ThreadedMarketplace]:
 
 def local_client(market: ThreadedMarketplace) -> Any:
     # One attempt: the tests decide what a retry is, not botocore's retry loop.
-    return make_client("local", endpoint_url=market.endpoint_url, max_attempts=1)
+    return make_client("local", endpoint_url=market.endpoint_url, store=market.store_path, max_attempts=1)
 
 
 @dataclass

@@ -128,3 +128,28 @@ def test_unknown_hit_is_a_404_page(client: Any):
     sign_in(client)
     reply = client.get(f"{SITE}/hits/3NOSUCHHIT0000000000000000000")
     assert reply.status_code == 404 and "does not exist" in reply.get_data(as_text=True)
+
+
+def test_only_the_browser_that_accepted_can_submit_through_external_submit(client: Any, study: Study):
+    """Issue 6 item 2: externalSubmit belongs to the worker holding the assignment. The
+    study's thanks page (psiTurk's form: assignmentId and hitId) posts from the browser that
+    accepted on the worker site; that browser holds the proof cookie, another does not."""
+    hit_id = study.post_hit(assignments=1)
+    sign_in(client)
+    accepted = client.post(f"{SITE}/hits/{hit_id}/accept", data={"csrf": csrf(client)})
+    assignment_id = accepted.headers["Location"].rsplit("/", 1)[1]
+    cookie = client.get_cookie(f"turnout_submit_{assignment_id}", path="/_mturk/mturk/")
+    assert cookie is not None and cookie.http_only
+    form = {"assignmentId": assignment_id, "hitId": hit_id}
+
+    stranger = study.app.test_client()
+    refused = stranger.post("/_mturk/mturk/externalSubmit", data=form)
+    assert refused.status_code == 403
+    assert study.state.workers.assignment(assignment_id).status == "Accepted"
+    sign_in(stranger)  # any worker ID on the site does not help: the proof came with the accept
+    stranger.get(f"{SITE}/assignments/{assignment_id}")
+    assert stranger.post("/_mturk/mturk/externalSubmit", data=form).status_code == 403
+
+    done = client.post("/_mturk/mturk/externalSubmit", data=form)
+    assert done.status_code == 200
+    assert study.state.workers.assignment(assignment_id).status == "Submitted"

@@ -85,7 +85,7 @@ def _session_client(request: pytest.FixtureRequest) -> Any:
         return make_client("sandbox", max_attempts=3)
     market: ThreadedMarketplace = request.getfixturevalue("session_market")
     # One attempt: a retried 500 would hide what the marketplace answered (MTURK_FACTS pitfall 3).
-    return make_client("local", endpoint_url=market.endpoint_url, max_attempts=1)
+    return make_client("local", endpoint_url=market.endpoint_url, store=market.store_path, max_attempts=1)
 
 
 @pytest.fixture

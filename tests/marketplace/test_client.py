@@ -15,7 +15,7 @@ from botocore.exceptions import (
 )
 from botocore.stub import Stubber
 
-from turnout.marketplace import ENDPOINTS, describe_client_error, make_client
+from turnout.marketplace import ENDPOINTS, describe_client_error, local_credentials, make_client
 
 
 def test_each_mode_points_at_its_endpoint() -> None:
@@ -34,11 +34,26 @@ def test_unknown_mode_names_the_valid_ones() -> None:
         make_client("production")
 
 
-def test_local_mode_needs_an_endpoint_and_brings_dummy_credentials() -> None:
+def test_local_mode_needs_an_endpoint_and_signs_with_the_store_key_pair(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path: Any) -> None:
+    monkeypatch.delenv("TURNOUT_MTURK_ENDPOINT", raising=False)
     with pytest.raises(ValueError, match="endpoint_url"):
         make_client("local")
-    credentials = make_client("local", endpoint_url="http://127.0.0.1:1/")._request_signer._credentials
-    assert (credentials.access_key, credentials.secret_key) == ("local", "local")
+    store = tmp_path / "mturk.db"
+    credentials = make_client("local", endpoint_url="http://127.0.0.1:1/", store=store)._request_signer._credentials
+    assert (credentials.access_key, credentials.secret_key) == local_credentials(store)
+    key_id, secret = local_credentials(store)
+    assert len(key_id) == 20 and key_id.startswith("AKLOCAL") and len(secret) == 40
+    assert local_credentials(tmp_path / "other.db") != (key_id, secret)  # one key pair per store
+
+
+def test_local_mode_honours_the_endpoint_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TURNOUT_MTURK_ENDPOINT", "http://127.0.0.1:4242/_mturk/")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKLOCALXXXXXXXXXXXXX")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cret")
+    client = make_client("local")
+    assert client.meta.endpoint_url == "http://127.0.0.1:4242/_mturk/"
+    assert client._request_signer._credentials.access_key == "AKLOCALXXXXXXXXXXXXX"
 
 
 def test_retries_are_standard_mode_counting_the_first_attempt() -> None:
@@ -79,7 +94,8 @@ def test_describe_connection_failure_names_the_endpoint() -> None:
     with socket.socket() as sock:  # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    client = make_client("local", endpoint_url=f"http://127.0.0.1:{port}/", max_attempts=1)
+    client = make_client("local", endpoint_url=f"http://127.0.0.1:{port}/", aws_access_key_id="a",
+                         aws_secret_access_key="b", max_attempts=1)
     with pytest.raises(EndpointConnectionError) as excinfo:
         client.get_account_balance()
     line = describe_client_error(excinfo.value)

@@ -62,14 +62,17 @@ def test_a_worker_accepts_via_control_and_submits_through_external_submit(market
     assignment_id = accepted["assignment"]["assignment_id"]
     assert query == {"study": ["1"], "assignmentId": [assignment_id], "hitId": [hit["HITId"]],
                      "turkSubmitTo": [market.base_url], "workerId": [worker]}
-    # The participant's page posts its form to {turkSubmitTo}/mturk/externalSubmit.
-    page = requests.post(query["turkSubmitTo"][0] + "/mturk/externalSubmit",
+    # The participant's page posts its form to {turkSubmitTo}/mturk/externalSubmit, from the
+    # browser that accepted (it holds the proof cookie the accept handed out).
+    proof = {f"turnout_submit_{assignment_id}": accepted["submit_key"]}
+    page = requests.post(query["turkSubmitTo"][0] + "/mturk/externalSubmit", cookies=proof,
                          data={"assignmentId": assignment_id, "workerId": worker, "feedback": "fun <study>"}, timeout=10)
     assert page.status_code == 200 and "submitted" in page.text
     listed = mturk.list_assignments_for_hit(HITId=hit["HITId"])["Assignments"]
     assert listed[0]["AssignmentId"] == assignment_id
     assert "<FreeText>fun &lt;study&gt;</FreeText>" in listed[0]["Answer"]
-    again = requests.post(market.base_url + "/mturk/externalSubmit", data={"assignmentId": assignment_id}, timeout=10)
+    again = requests.post(market.base_url + "/mturk/externalSubmit", data={"assignmentId": assignment_id},
+                          cookies=proof, timeout=10)
     assert again.status_code == 409
 
 

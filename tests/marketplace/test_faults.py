@@ -46,7 +46,7 @@ def test_faults_hit_only_their_operation_and_the_wildcard_hits_any(market: Threa
 
 def test_botocore_retries_service_faults_through(market: ThreadedMarketplace) -> None:
     market.state.add_fault("GetAccountBalance", "service_fault", count=1)
-    client = make_client("local", endpoint_url=market.endpoint_url, max_attempts=2)
+    client = make_client("local", endpoint_url=market.endpoint_url, store=market.store_path, max_attempts=2)
     response = client.get_account_balance()
     assert response["AvailableBalance"] == "10000.00"
     assert response["ResponseMetadata"]["RetryAttempts"] == 1
@@ -71,7 +71,7 @@ def test_dropped_bonus_response_retried_by_botocore_pays_once(market: ThreadedMa
     """The ledger scenario: MTurk paid, the caller saw a 500, botocore retried with the same token."""
     assignment = submitted()
     market.state.add_fault("SendBonus", "drop_response")
-    client = make_client("local", endpoint_url=market.endpoint_url, max_attempts=2)
+    client = make_client("local", endpoint_url=market.endpoint_url, store=market.store_path, max_attempts=2)
     with pytest.raises(client.exceptions.RequestError) as excinfo:
         client.send_bonus(WorkerId=worker.worker_id, AssignmentId=assignment.assignment_id, BonusAmount="1.00",
                           Reason="bonus", UniqueRequestToken=token())

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 
 from turnout.marketplace import make_client
 from turnout.marketplace.local import ThreadedMarketplace, create_app, operations
-from turnout.marketplace.local.testing import START
+from turnout.marketplace.local.testing import START, signed_headers
 
 pytestmark = pytest.mark.local_only
 TARGET = "MTurkRequesterServiceV20170117."
@@ -28,7 +28,8 @@ def call(market: ThreadedMarketplace, operation: str | None, body: Any = None, *
     if operation is not None:
         headers["X-Amz-Target"] = TARGET + operation
     data = raw if raw is not None else json.dumps({} if body is None else body).encode()
-    return requests.post(url or market.endpoint_url, data=data, headers=headers, timeout=10)
+    url = url or market.endpoint_url
+    return requests.post(url, data=data, headers=signed_headers(url, data, headers, market.credentials), timeout=10)
 
 
 def test_success_is_amz_json_with_a_fresh_request_id(market: ThreadedMarketplace) -> None:
@@ -52,6 +53,7 @@ def test_unimplemented_operation_fails_loudly(market: ThreadedMarketplace) -> No
 @pytest.mark.parametrize("target", [None, "NotMTurk.ListHITs", TARGET + "LaunchRockets"])
 def test_bad_or_foreign_targets_are_request_errors(market: ThreadedMarketplace, target: str | None) -> None:
     headers = {"X-Amz-Target": target} if target else {}
+    headers = signed_headers(market.endpoint_url, b"{}", headers, market.credentials)
     response = requests.post(market.endpoint_url, data=b"{}", headers=headers, timeout=10)
     assert response.status_code == 400 and response.json()["__type"] == "RequestError"
 
@@ -107,8 +109,8 @@ def mounted(tmp_path: Any) -> Iterator[str]:
 
 
 @pytest.mark.parametrize("suffix", ["/_mturk", "/_mturk/"])
-def test_boto3_works_with_the_marketplace_mounted_under_a_path(mounted: str, suffix: str) -> None:
-    client = make_client("local", endpoint_url=mounted + suffix, max_attempts=1)
+def test_boto3_works_with_the_marketplace_mounted_under_a_path(mounted: str, suffix: str, tmp_path: Any) -> None:
+    client = make_client("local", endpoint_url=mounted + suffix, store=tmp_path / "mounted.db", max_attempts=1)
     assert client.get_account_balance()["AvailableBalance"] == "10000.00"
     control = requests.get(mounted + "/_mturk/_control/state", timeout=10)
     assert control.status_code == 200 and control.json()["balance"] == "10000.00"

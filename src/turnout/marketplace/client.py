@@ -8,6 +8,7 @@ which is the point of rehearsing against it.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 else:
     MTurkClient = Any
 
-__all__ = ["ENDPOINTS", "LOCAL_CREDENTIALS", "MODES", "describe_client_error", "make_client"]
+__all__ = ["ENDPOINTS", "ENDPOINT_ENV", "MODES", "describe_client_error", "local_credentials", "make_client"]
 
 # MTURK_FACTS "Sandbox" and service model endpoints: use region us-east-1 with the sandbox
 # URL as endpoint_url (botocore's region_name="sandbox" signs with a scope AWS may refuse).
@@ -36,9 +37,9 @@ ENDPOINTS = {
     "sandbox": "https://mturk-requester-sandbox.us-east-1.amazonaws.com",
 }
 MODES = ("live", "sandbox", "local")
-# The offline marketplace ignores signatures, but botocore refuses to send a request
-# without *some* credentials (MTURK_FACTS, wire pitfall 4).
-LOCAL_CREDENTIALS = ("local", "local")
+# Where a researcher's own script (and make_client, when given no endpoint) finds the offline
+# marketplace; `turnout marketplace env` prints it beside the project's key pair.
+ENDPOINT_ENV = "TURNOUT_MTURK_ENDPOINT"
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 60
 
@@ -51,13 +52,18 @@ def make_client(
     aws_secret_access_key: str | None = None,
     region: str = "us-east-1",
     max_attempts: int = 5,
+    store: str | os.PathLike[str] | None = None,
 ) -> MTurkClient:
     """A boto3 MTurk client for ``mode`` (``live``, ``sandbox`` or ``local``).
 
     Retries use botocore's *standard* mode (ServiceFault on 500 and ThrottlingException are
     retried with backoff, MTURK_FACTS pitfall 3); ``max_attempts`` counts the first try.
     ``local`` needs the offline marketplace's ``endpoint_url`` (e.g.
-    ``http://127.0.0.1:22362/_mturk/``) and uses dummy credentials unless given some.
+    ``http://127.0.0.1:22362/_mturk/``; default ``$TURNOUT_MTURK_ENDPOINT``). It signs with
+    the key pair of the marketplace store ``store`` (the project's ``[Marketplace]
+    local_store``) unless given keys; with neither, boto3's usual chain (e.g. the
+    ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` that `turnout marketplace env` exports).
+    The offline marketplace refuses unsigned or wrongly signed calls.
     For ``live``/``sandbox`` an explicit ``endpoint_url`` overrides the default (proxies,
     recorded-traffic tests); credentials left as None come from boto3's usual chain.
     """
@@ -66,10 +72,12 @@ def make_client(
     if max_attempts < 1:
         raise ValueError("max_attempts must be at least 1 (it counts the first attempt)")
     if mode == "local":
+        endpoint_url = endpoint_url or os.environ.get(ENDPOINT_ENV) or None
         if not endpoint_url:
-            raise ValueError("mode 'local' needs endpoint_url, the offline marketplace's address, e.g. http://127.0.0.1:22362/_mturk/")
-        if aws_access_key_id is None and aws_secret_access_key is None:
-            aws_access_key_id, aws_secret_access_key = LOCAL_CREDENTIALS
+            raise ValueError("mode 'local' needs endpoint_url, the offline marketplace's address, e.g. "
+                             f"http://127.0.0.1:22362/_mturk/ (or set {ENDPOINT_ENV})")
+        if aws_access_key_id is None and aws_secret_access_key is None and store is not None:
+            aws_access_key_id, aws_secret_access_key = local_credentials(store)
     else:
         endpoint_url = endpoint_url or ENDPOINTS[mode]
     config = Config(
@@ -87,6 +95,20 @@ def make_client(
         aws_secret_access_key=aws_secret_access_key,
         config=config,
     )
+
+
+def local_credentials(store: str | os.PathLike[str]) -> tuple[str, str]:
+    """The offline marketplace store's key pair (made when the store was created).
+
+    Raises ``turnout.marketplace.local.StoreUnusable`` when ``store`` cannot be opened.
+    """
+    from turnout.marketplace.local.state import MarketplaceState
+
+    state = MarketplaceState(store)
+    try:
+        return state.credentials
+    finally:
+        state.close()
 
 
 def describe_client_error(exc: BaseException) -> str:

@@ -198,15 +198,21 @@ def open_marketplace(settings: Settings, mode: str, *, clock: Clock | None = Non
 
     if mode not in MODES:
         raise InvalidInput(f"unknown marketplace mode {mode!r}; use one of {', '.join(MODES)}")
-    if mode != "local" or endpoint_url:
-        key = settings.raw.text("AWS Access", "aws_access_key_id") if mode != "local" else ""
-        secret = settings.raw.text("AWS Access", "aws_secret_access_key") if mode != "local" else ""
+    if mode != "local":
+        key = settings.raw.text("AWS Access", "aws_access_key_id")
+        secret = settings.raw.text("AWS Access", "aws_secret_access_key")
         yield make_client(mode, endpoint_url=endpoint_url, aws_access_key_id=key or None,
                           aws_secret_access_key=secret or None, max_attempts=max_attempts)
         return
     from turnout.marketplace.local import ThreadedMarketplace
+    from turnout.marketplace.project import open_store
 
+    # Local calls are signed with the store's key pair (the offline marketplace refuses
+    # unsigned ones); open_store also stops on an unusable [Marketplace] local_store.
+    open_store(settings, clock).close()
     store = settings.marketplace_store
-    store.parent.mkdir(parents=True, exist_ok=True)
+    if endpoint_url:
+        yield make_client(mode, endpoint_url=endpoint_url, store=store, max_attempts=max_attempts)
+        return
     with ThreadedMarketplace(store, clock=clock) as market:
-        yield make_client("local", endpoint_url=market.endpoint_url, max_attempts=max_attempts)
+        yield make_client("local", endpoint_url=market.endpoint_url, store=store, max_attempts=max_attempts)

@@ -79,7 +79,7 @@ class Arrivals:
                  max_in_progress: int = MAX_IN_PROGRESS) -> None:
         if rate_per_minute <= 0:
             raise ValueError("rate_per_minute must be positive")
-        from turnout.marketplace.local import MarketplaceState
+        from turnout.marketplace.project import open_store
 
         self.settings = settings
         self.rate = rate_per_minute
@@ -87,8 +87,7 @@ class Arrivals:
         self.clock = clock or SystemClock()
         self.pace = pace
         self.dropout = dropout
-        settings.marketplace_store.parent.mkdir(parents=True, exist_ok=True)
-        self.state = MarketplaceState(settings.marketplace_store, self.clock)
+        self.state = open_store(settings, self.clock)
         self.marketplace = marketplace or self.state.workers
         self._post_hit = post_hit or self._post_with_service
         self.max_in_progress = max_in_progress

@@ -102,6 +102,19 @@ class Browser:
             _LoopbackRedirects(),
         )
 
+    def set_cookie(self, url: str, name: str, value: str, *, path: str = "/") -> None:
+        """Store a cookie for ``url``'s host as if that site had set it (HttpOnly, session).
+
+        For cookies a real browser got from another page of the same site, e.g. the worker
+        site's externalSubmit proof, which a simulated worker is handed in-process.
+        """
+        req = urllib.request.Request(url)
+        _, domain = http.cookiejar.eff_request_host(req)
+        port = urllib.parse.urlsplit(url).port
+        self.cookies.set_cookie(http.cookiejar.Cookie(
+            0, name, value, str(port) if port else None, False, domain, False, False, path, True, False,
+            None, True, None, None, {"HttpOnly": ""}))
+
     def request(self, method: str, url: str, *, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> Response:
         """Send one request; HTTP error statuses are returned, not raised."""

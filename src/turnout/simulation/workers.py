@@ -331,11 +331,23 @@ class SimulatedWorker:
         parts = urllib.parse.urlsplit(hit.external_url)
         return f"{parts.scheme}://{parts.netloc}{self.marketplace_path}"
 
+    def _hold_submit_proof(self, assignment_id: str, turk_submit_to: str) -> None:
+        """Keep the externalSubmit proof the worker site would have set at accept time."""
+        submit_key = getattr(self.market, "submit_key", None)
+        if submit_key is None:  # a marketplace stand-in without the proof
+            return
+        from turnout.marketplace.local.server import submit_cookie_name
+
+        root = urllib.parse.urlsplit(turk_submit_to)
+        self.browser.set_cookie(turk_submit_to, submit_cookie_name(assignment_id), submit_key(assignment_id),
+                                path=root.path.rstrip("/") + "/mturk/")
+
     def _visit(self) -> None:
         plan, result = self.plan, self.result
         hit, assignment = self._find_and_accept()
         result.hit_id, result.assignment_id = hit.hit_id, assignment.assignment_id
         turk_submit_to = self._submit_root(hit)
+        self._hold_submit_proof(assignment.assignment_id, turk_submit_to)
         ad_url = self.market.task_url_for(assignment, hit, turk_submit_to=turk_submit_to)
         assert ad_url is not None
         query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(ad_url).query))

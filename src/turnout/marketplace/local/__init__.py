@@ -28,7 +28,7 @@ from .records import (
     Worker,
 )
 from .server import MarketplaceApp, ThreadedMarketplace, create_app, serve
-from .state import FAULT_KINDS, MarketplaceState
+from .state import FAULT_KINDS, MarketplaceState, StoreUnusable
 from .validation import OutputDrift, validate_output
 from .workers import WorkerSide, answer_xml, task_url
 
@@ -48,6 +48,7 @@ __all__ = [
     "QualificationType",
     "RequestError",
     "ServiceFault",
+    "StoreUnusable",
     "SharedManualClock",
     "ThreadedMarketplace",
     "ThrottlingException",

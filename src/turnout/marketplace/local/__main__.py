@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 
 from turnout.clock import utcnow
 
 from .clock import SharedManualClock
 from .server import serve
+from .state import MarketplaceState, StoreUnusable
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,7 +23,22 @@ def main(argv: list[str] | None = None) -> None:
                              "POST /_control/clock/advance; every process serving the store shares it")
     parser.add_argument("--self-check", action="store_true",
                         help="validate every response against botocore's model; drift answers a ServiceFault (for tests)")
+    parser.add_argument("--print-env", action="store_true",
+                        help="print the export lines a boto3 script needs (the store's key pair, the endpoint) and exit")
     args = parser.parse_args(argv)
+    try:
+        state = MarketplaceState(args.store)  # creates the store and its key pair if new
+    except StoreUnusable as exc:
+        sys.exit(f"python -m turnout.marketplace.local: --store {args.store}: {exc.reason}")
+    if args.print_env:
+        key_id, secret = state.credentials
+        shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+        host = f"[{shown}]" if ":" in shown else shown
+        print(f"export AWS_ACCESS_KEY_ID={shlex.quote(key_id)}")
+        print(f"export AWS_SECRET_ACCESS_KEY={shlex.quote(secret)}")
+        print(f"export TURNOUT_MTURK_ENDPOINT={shlex.quote(f'http://{host}:{args.port}/')}")
+        return
+    state.close()
     clock = SharedManualClock(args.store, start=utcnow()) if args.manual_clock else None
     serve(args.host, args.port, args.store, clock=clock, self_check=args.self_check)
 

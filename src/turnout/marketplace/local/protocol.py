@@ -8,8 +8,9 @@ pitfall 8), ``x-amzn-RequestId``, and for errors a body whose ``__type`` names t
 
 Order of work for one request: find the operation -> consume an injected fault, if any
 -> decode JSON -> validate against botocore's model and the cross-field rules -> run the
-operation -> (self-check the response) -> answer. Signatures are not checked: any
-credentials are accepted (pitfall 4), so dummy "local"/"local" keys work.
+operation -> (self-check the response) -> answer. Before all of that the SigV4 signature
+is checked against the store's key pair (``sigv4.py``): an unsigned or wrongly signed call
+changes nothing and learns nothing but the refusal.
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ import threading
 import uuid
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote
 
 from werkzeug.wrappers import Request, Response
 
+from turnout.clock import Clock, SystemClock
+
 from . import errors as E
+from . import sigv4
 from .operations import Context, handler_for
 from .state import MarketplaceState, to_ms
 from .validation import (
@@ -38,6 +43,11 @@ log = logging.getLogger(__name__)
 
 TARGET_PREFIX = "MTurkRequesterServiceV20170117"
 CONTENT_TYPE = "application/x-amz-json-1.1"
+# botocore's MTurk requests are a few kB; Question documents at most 64 KiB (model doc).
+MAX_BODY = 1024 * 1024
+# The deepest MTurk request shape is about 5 levels (CreateHIT > QualificationRequirements >
+# LocaleValues > Locale); anything far deeper is hostile, and json/recursion would 500 on it.
+MAX_DEPTH = 32
 
 
 class MTurkProtocol:
@@ -48,9 +58,14 @@ class MTurkProtocol:
     calling test fails loudly instead of receiving a subtly wrong payload.
     """
 
-    def __init__(self, state: MarketplaceState, *, self_check: bool = False) -> None:
+    def __init__(self, state: MarketplaceState, *, self_check: bool = False,
+                 signature_clock: Clock | None = None, require_signature: bool = True) -> None:
         self.state = state
         self.self_check = self_check
+        # Signatures carry real (wall-clock) time even when the marketplace runs on a
+        # ManualClock, so the skew check has its own clock (injectable for tests).
+        self.signature_clock: Clock = signature_clock or SystemClock()
+        self.require_signature = require_signature
         self.drift: list[str] = []
         self._drift_lock = threading.Lock()
 
@@ -64,8 +79,11 @@ class MTurkProtocol:
             return _json_response(405, {"message": "The MTurk endpoint accepts POST requests only."}, request_id)
         operation = ""
         try:
+            raw = self._body(request)
+            if self.require_signature:
+                self._check_signature(request, raw)
             operation = self._operation(request.headers.get("X-Amz-Target", ""))
-            return self._run(operation, request, request_id)
+            return self._run(operation, raw, request_id)
         except E.MarketplaceError as exc:
             return self._error(exc, request_id)
         except OutputDrift as exc:
@@ -76,6 +94,28 @@ class MTurkProtocol:
             if self.self_check:
                 self._record_drift(f"{operation}: unhandled {type(exc).__name__}: {exc}")
             return self._error(E.ServiceFault(f"Internal error in turnout's offline marketplace: {type(exc).__name__}: {exc}"), request_id)
+
+    @staticmethod
+    def _body(request: Request) -> bytes:
+        length = request.content_length
+        if length is not None and length > MAX_BODY:
+            raise E.SerializationException(f"The request body is larger than {MAX_BODY} bytes.")
+        raw = request.stream.read(MAX_BODY + 1)
+        if len(raw) > MAX_BODY:
+            raise E.SerializationException(f"The request body is larger than {MAX_BODY} bytes.")
+        return raw
+
+    def _check_signature(self, request: Request, body: bytes) -> None:
+        environ = request.environ
+        raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
+        if raw_uri.startswith("/"):
+            path, _, query = raw_uri.partition("?")
+        else:  # a server that keeps no raw URI: rebuild it as botocore quotes it
+            path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/~")
+            query = environ.get("QUERY_STRING", "")
+        sigv4.verify(method=request.method, host=request.headers.get("Host", ""), path=path, query=query,
+                     headers=request.headers, body=body, credentials=self.state.credentials,
+                     now=self.signature_clock.now())
 
     @staticmethod
     def _operation(target: str) -> str:
@@ -89,7 +129,7 @@ class MTurkProtocol:
                                  "AWS.MechanicalTurk.UnknownOperation")
         return operation
 
-    def _run(self, operation: str, request: Request, request_id: str) -> Response:
+    def _run(self, operation: str, raw: bytes, request_id: str) -> Response:
         handler = handler_for(operation)
         if handler is None:
             raise E.NotImplementedOperation(operation)
@@ -98,7 +138,7 @@ class MTurkProtocol:
             raise E.ServiceFault(f"Injected ServiceFault for {operation} (turnout fault injection).")
         if fault == "throttle":
             raise E.ThrottlingException()
-        params = _decode(request.get_data(cache=False))
+        params = _decode(raw)
         validate_input(operation, params)
         check_cross_field(operation, params)
         result = handler(self.state, params, Context(request_id=request_id))
@@ -122,12 +162,51 @@ def _decode(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        params = json.loads(raw)
+        params = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise E.SerializationException(f"The request body is nested more than {MAX_DEPTH} levels deep.") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise E.SerializationException(f"The request body is not valid JSON: {exc}") from exc
+        raise E.SerializationException(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(params, dict):
         raise E.SerializationException("The request body must be a JSON object.")
+    if json_depth(params) > MAX_DEPTH:
+        raise E.SerializationException(f"The request body is nested more than {MAX_DEPTH} levels deep.")
+    if not is_unicode_clean(params):
+        raise E.SerializationException("The request body contains an unpaired surrogate (\\ud800-\\udfff), "
+                                       "which is not text.")
     return params
+
+
+def is_unicode_clean(value: Any) -> bool:
+    """No lone surrogates: JSON's \\ud800 escapes decode to them, and SQLite cannot store them."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _refuse_constant(name: str) -> Any:
+    """``NaN``/``Infinity`` are not JSON (RFC 8259); Python's parser accepts them unless told."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def json_depth(value: Any, limit: int = 10_000) -> int:
+    """How deeply ``value`` nests lists and objects, without recursion (iterative walk)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _json_response(status: int, payload: Any, request_id: str) -> Response:

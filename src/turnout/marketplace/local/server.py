@@ -8,10 +8,15 @@ One app, three doors, all relative to wherever it is mounted (``/`` standalone,
 * ``/_control/...``: the control API (reset, workers, clock, faults, inspection);
 * ``POST /mturk/externalSubmit``: where a participant's page posts a finished assignment,
   as on MTurk (``{turkSubmitTo}/mturk/externalSubmit``, MTURK_FACTS worker-side contract).
+
+Each door has its own guard (docs/marketplace.md, "Security"): the Requester API wants a
+SigV4 signature by the store's key pair, the control API loopback or the control secret,
+and externalSubmit the proof (cookie) handed to whoever accepted the assignment.
 """
 
 from __future__ import annotations
 
+import hmac
 import html
 import os
 import threading
@@ -28,16 +33,28 @@ from .errors import WorkerActionRefused
 from .protocol import MTurkProtocol
 from .state import MarketplaceState
 
-__all__ = ["MarketplaceApp", "ThreadedMarketplace", "create_app", "serve"]
+__all__ = ["SUBMIT_COOKIE_PREFIX", "MarketplaceApp", "ThreadedMarketplace", "create_app", "serve", "submit_cookie_name"]
+
+SUBMIT_COOKIE_PREFIX = "turnout_submit_"
+
+
+def submit_cookie_name(assignment_id: str) -> str:
+    """The cookie that proves to externalSubmit that this browser accepted ``assignment_id``."""
+    return SUBMIT_COOKIE_PREFIX + assignment_id
 
 
 class MarketplaceApp:
     """The WSGI app ``create_app`` returns; ``state`` is its Python API."""
 
-    def __init__(self, state: MarketplaceState, *, self_check: bool = False) -> None:
+    def __init__(self, state: MarketplaceState, *, self_check: bool = False, signature_clock: Clock | None = None) -> None:
         self.state = state
-        self.protocol = MTurkProtocol(state, self_check=self_check)
+        self.protocol = MTurkProtocol(state, self_check=self_check, signature_clock=signature_clock)
         self.control = ControlAPI(state)
+
+    @property
+    def credentials(self) -> tuple[str, str]:
+        """The key pair boto3 must sign with (``make_client("local", store=...)`` reads it)."""
+        return self.state.credentials
 
     @property
     def drift(self) -> list[str]:
@@ -62,9 +79,10 @@ class MarketplaceApp:
 
     def _about(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         text = ("turnout's offline MTurk marketplace.\n"
-                "Point boto3 here: boto3.client('mturk', endpoint_url=<this URL>, region_name='us-east-1', "
-                "aws_access_key_id='local', aws_secret_access_key='local').\n"
-                "Control API: GET _control/ lists its routes.\n")
+                "Point boto3 here: boto3.client('mturk', endpoint_url=<this URL>, region_name='us-east-1') with the "
+                "project's local key pair in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY: `turnout marketplace env` "
+                "prints them. Unsigned calls are refused.\n"
+                "Control API: GET _control/ lists its routes (loopback only, or with X-Turnout-Control-Secret).\n")
         return Response(text, mimetype="text/plain")(environ, start_response)
 
     def _external_submit(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -76,6 +94,10 @@ class MarketplaceApp:
         assignment_id = form.get("assignmentId", "")
         if not assignment_id or assignment_id == "ASSIGNMENT_ID_NOT_AVAILABLE":
             return _page(400, "Not submitted", "The form has no assignmentId (a preview cannot be submitted).")(environ, start_response)
+        if not self._holds(request, assignment_id):
+            return _page(403, "Not submitted",
+                         f"This browser did not accept assignment {assignment_id[:40]}: only the worker who accepted "
+                         "it (on the worker site, in this browser) can submit it.")(environ, start_response)
         answers = {key: form.get(key, "") for key in form if key != "assignmentId"}
         try:
             self.state.workers.submit(assignment_id, answers, worker_id=form.get("workerId") or None)
@@ -83,6 +105,15 @@ class MarketplaceApp:
             status = 404 if exc.code == "UnknownAssignment" else 409
             return _page(status, "Not submitted", exc.message)(environ, start_response)
         return _page(200, "Assignment submitted", f"Assignment {assignment_id} was submitted. Thank you!")(environ, start_response)
+
+
+    def _holds(self, request: Request, assignment_id: str) -> bool:
+        """The browser proves it accepted the assignment: the cookie the worker site (or a
+        simulated worker) got at accept time. Knowing the ID, which the task URL, the
+        experiment's database and the requester all see, is not enough."""
+        sent = request.cookies.get(submit_cookie_name(assignment_id), "")
+        expected = self.state.submit_key(assignment_id)
+        return bool(sent) and hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode())
 
 
 def _page(status: int, title: str, message: str) -> Response:
@@ -93,15 +124,18 @@ def _page(status: int, title: str, message: str) -> Response:
 
 
 def create_app(store_path: str | os.PathLike[str], *, clock: Clock | None = None, allow_http_external_url: bool = True,
-               self_check: bool = False) -> MarketplaceApp:
+               self_check: bool = False, signature_clock: Clock | None = None) -> MarketplaceApp:
     """The offline marketplace as a WSGI app over the SQLite file ``store_path``.
 
     ``clock`` defaults to the wall clock; pass a ``ManualClock`` to move time from tests
     or the control API. ``self_check`` validates every response against botocore's model
-    (tests turn it on). Nothing runs at import time; creating the app creates the schema.
+    (tests turn it on). ``signature_clock`` is what signatures' timestamps are checked
+    against (default the wall clock, since boto3 signs with it even when ``clock`` is
+    manual). Nothing runs at import time; creating the app creates the schema and, for a new
+    store, its key pair and secrets.
     """
     state = MarketplaceState(store_path, clock, allow_http_external_url=allow_http_external_url)
-    return MarketplaceApp(state, self_check=self_check)
+    return MarketplaceApp(state, self_check=self_check, signature_clock=signature_clock)
 
 
 def serve(host: str, port: int, store_path: str | os.PathLike[str], *, clock: Clock | None = None,
@@ -109,7 +143,9 @@ def serve(host: str, port: int, store_path: str | os.PathLike[str], *, clock: Cl
     """Run the marketplace standalone until interrupted (threaded werkzeug server)."""
     app = create_app(store_path, clock=clock, allow_http_external_url=allow_http_external_url, self_check=self_check)
     server = make_server(host, port, app, threaded=True)
-    print(f"turnout offline marketplace on http://{host}:{server.server_port}/ (store: {os.fspath(store_path)})", flush=True)
+    print(f"turnout offline marketplace on http://{host}:{server.server_port}/ (store: {os.fspath(store_path)}; "
+          "unsigned calls are refused: python -m turnout.marketplace.local --store <store> --print-env prints the key pair)",
+          flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -135,9 +171,12 @@ class ThreadedMarketplace:
     """
 
     def __init__(self, store_path: str | os.PathLike[str], *, clock: Clock | None = None, host: str = "127.0.0.1",
-                 port: int = 0, allow_http_external_url: bool = True, self_check: bool = False, quiet: bool = True) -> None:
+                 port: int = 0, allow_http_external_url: bool = True, self_check: bool = False, quiet: bool = True,
+                 signature_clock: Clock | None = None) -> None:
         self.quiet = quiet
-        self.app = create_app(store_path, clock=clock, allow_http_external_url=allow_http_external_url, self_check=self_check)
+        self.store_path = os.fspath(store_path)
+        self.app = create_app(store_path, clock=clock, allow_http_external_url=allow_http_external_url, self_check=self_check,
+                              signature_clock=signature_clock)
         self.host = host
         self._requested_port = port
         self._server: BaseWSGIServer | None = None
@@ -166,6 +205,17 @@ class ThreadedMarketplace:
     @property
     def control_url(self) -> str:
         return self.base_url + "/_control"
+
+    @property
+    def credentials(self) -> tuple[str, str]:
+        """The store's key pair; ``make_client("local", store=market.store_path)`` uses it."""
+        return self.app.state.credentials
+
+    def client(self, **options: Any) -> Any:
+        """A signed boto3 MTurk client for this marketplace (``make_client`` options)."""
+        from turnout.marketplace.client import make_client
+
+        return make_client("local", endpoint_url=self.endpoint_url, store=self.store_path, **options)
 
     def start(self) -> ThreadedMarketplace:
         if self._server is not None:

@@ -18,6 +18,8 @@ botocore model documentation, or ``GUESS`` when no source confirmed it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -25,7 +27,7 @@ import sqlite3
 import string
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -57,7 +59,7 @@ from .records import (
 if TYPE_CHECKING:
     from .workers import WorkerSide
 
-__all__ = ["FAULT_KINDS", "MarketplaceState", "new_id"]
+__all__ = ["FAULT_KINDS", "MarketplaceState", "StoreUnusable", "new_id"]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ID_ALPHABET = string.ascii_uppercase + string.digits
@@ -147,6 +149,35 @@ CREATE TABLE IF NOT EXISTS notifications (
 _TABLES = ("assignments", "previews", "bonuses", "hits", "hit_types", "request_tokens",
            "qualification_types", "qualifications", "workers", "ledger", "faults", "events",
            "notifications", "worker_blocks")
+
+
+# Per-store secrets, made once when the store is created and kept in ``meta`` (reset keeps
+# them): the Requester API's SigV4 key pair, the control API's secret, and the key that
+# derives each assignment's externalSubmit proof. See docs/marketplace.md, "Security".
+SECRET_KEYS = ("access_key_id", "secret_access_key", "control_secret", "submit_secret")
+
+
+class StoreUnusable(Exception):
+    """The store path cannot hold the marketplace (a directory, not SQLite, unreachable).
+
+    ``path`` and ``reason`` are kept apart so a caller can name its own setting, e.g.
+    ``[Marketplace] local_store``, in one line instead of a traceback.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"cannot use {path} as the marketplace store: {reason}")
+        self.path, self.reason = path, reason
+
+
+def _new_secrets() -> dict[str, str]:
+    # An AWS-shaped key pair (20-character ID, 40-character secret), so tools that check
+    # the shape of AWS_ACCESS_KEY_ID accept it; the "LOCAL" infix tells it from a real key.
+    return {
+        "access_key_id": "AKLOCAL" + "".join(secrets.choice(ID_ALPHABET) for _ in range(13)),
+        "secret_access_key": secrets.token_urlsafe(30),
+        "control_secret": secrets.token_urlsafe(32),
+        "submit_secret": secrets.token_urlsafe(32),
+    }
 
 
 def to_ms(instant: datetime) -> int:
@@ -288,6 +319,7 @@ class MarketplaceState:
         self._idle: list[sqlite3.Connection] = []
         self._inherited: list[sqlite3.Connection] = []
         self._pid = os.getpid()
+        self._secrets: dict[str, str] = {}
         self._init_schema()
 
     # ------------------------------------------------------------------ plumbing
@@ -337,7 +369,25 @@ class MarketplaceState:
                 break
 
     def _init_schema(self) -> None:
-        con = self._acquire()
+        """Create the schema and the store's secrets; an unusable path raises StoreUnusable.
+
+        Checked here, where every entry point opens the store, so a directory, a file that is
+        not SQLite or an unreachable folder is one clear error instead of a sqlite3 traceback.
+        """
+        if os.path.isdir(self.path):
+            raise StoreUnusable(self.path, "it is a directory, not an SQLite file")
+        parent = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(parent):
+            raise StoreUnusable(self.path, f"its folder {parent} does not exist")
+        new = not os.path.exists(self.path)
+        try:
+            con = self._acquire()
+        except sqlite3.Error as exc:
+            reason = "the file exists but is not an SQLite database" if "not a database" in str(exc) else f"cannot open it ({exc})"
+            raise StoreUnusable(self.path, reason) from None
+        if new:  # it will hold the local key pair: readable by its owner only (SQLite's -wal/-shm follow)
+            with suppress(OSError):
+                os.chmod(self.path, 0o600)
         try:
             con.execute("PRAGMA journal_mode = WAL")
             con.execute("BEGIN IMMEDIATE")
@@ -346,9 +396,44 @@ class MarketplaceState:
                     con.execute(statement)
             con.execute("INSERT OR IGNORE INTO meta VALUES ('balance', ?)", (money.fmt(money.INITIAL_BALANCE),))
             con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', '1')")
+            for key, value in _new_secrets().items():
+                con.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
+            rows = con.execute(
+                f"SELECT key, value FROM meta WHERE key IN ({', '.join('?' * len(SECRET_KEYS))})",  # noqa: S608
+                SECRET_KEYS).fetchall()
             con.execute("COMMIT")
-        finally:
-            self._release(con)
+        except sqlite3.DatabaseError as exc:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            con.close()
+            reason = str(exc)
+            if "not a database" in reason:
+                reason = "the file exists but is not an SQLite database"
+            raise StoreUnusable(self.path, reason) from None
+        self._secrets = {row[0]: row[1] for row in rows}
+        self._release(con)
+
+    # ------------------------------------------------------------------ secrets
+
+    @property
+    def credentials(self) -> tuple[str, str]:
+        """The (access key ID, secret access key) the Requester API accepts signatures from."""
+        return self._secrets["access_key_id"], self._secrets["secret_access_key"]
+
+    @property
+    def control_secret(self) -> str:
+        """The value of ``X-Turnout-Control-Secret`` that opens the control API from anywhere."""
+        return self._secrets["control_secret"]
+
+    def submit_key(self, assignment_id: str) -> str:
+        """The proof ``externalSubmit`` wants for ``assignment_id`` (cookie ``turnout_submit_<id>``).
+
+        Derived (HMAC of the store's submit secret), not stored: given only to whoever
+        accepted the assignment (the worker site's browser, a simulated worker), so knowing
+        an assignment ID is not enough to submit someone else's work.
+        """
+        key = self._secrets["submit_secret"].encode()
+        return hmac.new(key, assignment_id.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:40]
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:

@@ -39,7 +39,12 @@ __all__ = [
 ]
 
 
+TIMESTAMP_MIN = -2208988800  # 1900-01-01: a past ExpireAt still means "expire now"
+TIMESTAMP_MAX = 4102444800  # 2100-01-01
+MONEY_DIGITS = 9  # whole-dollar digits accepted in a CurrencyAmount
+
 @functools.cache
+
 def service_model() -> ServiceModel:
     """botocore's MTurk model, loaded once per process."""
     return botocore.session.get_session().get_service_model("mturk")
@@ -94,6 +99,10 @@ class _Checker:
         elif kind == "timestamp":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 self.type_errors.append(f"{path or 'input'}: expected epoch seconds, got {type(value).__name__}")
+            elif not TIMESTAMP_MIN <= value <= TIMESTAMP_MAX:
+                # GUESS: MTurk's bound is not documented; beyond these, datetime cannot even
+                # hold the instant (ExpireAt=1e12 is the year 33658), so refuse as a constraint.
+                self.fail(value, path, "Member must be a timestamp between 1900-01-01 and 2100-01-01")
         elif kind in ("double", "float"):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 self.type_errors.append(f"{path or 'input'}: expected a number, got {type(value).__name__}")
@@ -141,6 +150,11 @@ class _Checker:
             self.type_errors.append(f"{path}: expected a string, got {type(value).__name__}")
             return
         meta = shape.metadata
+        if "\x00" in value:  # GUESS: MTurk's XML documents cannot carry NUL; refuse it everywhere
+            self.fail(value.replace("\x00", "\\0")[:200], path, "Member must not contain NUL characters")
+        if shape.name == "CurrencyAmount" and len(value.partition(".")[0]) > MONEY_DIGITS:
+            # GUESS: MTurk's limit is unknown; Decimal arithmetic on 400-digit rewards failed.
+            self.fail(value[:40], path, f"Member must be less than {10 ** MONEY_DIGITS} dollars")
         if "min" in meta and len(value) < meta["min"]:
             self.fail(value, path, f"Member must have length greater than or equal to {meta['min']}")
         if "max" in meta and len(value) > meta["max"]:
@@ -156,6 +170,11 @@ class _Checker:
             self.type_errors.append(f"{path}: expected an integer, got {type(value).__name__}")
             return
         meta = shape.metadata
+        bits = 31 if shape.type_name == "integer" else 63  # Java Integer / Long, as the service decodes
+        if not -(2**bits) <= value < 2**bits:
+            self.type_errors.append(f"{path}: {value if len(str(value)) < 40 else 'the number'} does not fit "
+                                    f"a {shape.type_name}")
+            return
         if "min" in meta and value < meta["min"]:
             self.fail(value, path, f"Member must have value greater than or equal to {meta['min']}")
         if "max" in meta and value > meta["max"]:

@@ -62,6 +62,11 @@ def task_url(external_url: str, *, hit_id: str, assignment_id: str | None, worke
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
+# register()'s keyword attributes and their JSON types (the control API checks them first).
+WORKER_ATTRIBUTES: dict[str, type] = {"percent_approved": int, "number_approved": int, "country": str,
+                                      "subdivision": str, "masters": bool, "adult": bool}
+
+
 class WorkerSide:
     """Worker registry and worker actions over a ``MarketplaceState``'s store."""
 
@@ -265,6 +270,11 @@ class WorkerSide:
             # Includes assignments abandoned because their deadline passed (settled lazily).
             raise WorkerActionRefused("NotAccepted", f"Assignment {assignment_id} is {row['status']}, not Accepted.")
         return row
+
+    def submit_key(self, assignment_id: str) -> str:
+        """The externalSubmit proof for ``assignment_id``: give it only to whoever accepted it
+        (sent as cookie ``turnout_submit_<assignment id>``; see ``MarketplaceState.submit_key``)."""
+        return self.state.submit_key(assignment_id)
 
     def task_url_for(self, assignment: Assignment | None, hit: Hit, *, turk_submit_to: str) -> str | None:
         """The ExternalURL to open for an accepted assignment (or a preview when None)."""

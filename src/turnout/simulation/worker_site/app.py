@@ -11,7 +11,9 @@ Plain server-rendered pages: no build step, no CDN, one stylesheet and a few lin
 script for the status check. Everything that changes state is a POST carrying a
 double-submit CSRF token (a random cookie echoed in a hidden field), so it works across
 server processes without a shared secret. The worker ID lives in a cookie: this is a
-rehearsal tool on loopback, not an identity system.
+rehearsal tool on loopback, not an identity system. Accepting a HIT gives the browser a
+second cookie, scoped to the marketplace's ``/mturk/`` path, that ``externalSubmit`` wants
+before it submits that assignment: the proof goes to the browser that accepted, once.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from werkzeug.wrappers import Response
 
 from turnout.clock import Clock
 from turnout.marketplace.local import MarketplaceState, WorkerActionRefused, WorkerSide
+from turnout.marketplace.local.server import submit_cookie_name
 
 __all__ = ["create_worker_site"]
 
@@ -77,11 +80,23 @@ def create_worker_site(store_path: str, *, clock: Clock | None = None,
     def now() -> datetime:
         return state.clock.now()
 
-    def turk_submit_to() -> str:
+    def submit_root() -> str:
         root = marketplace_root
         if root is None:
             root = request.script_root.rsplit("/", 1)[0] if "/" in request.script_root else ""
-        return request.host_url.rstrip("/") + root
+        return root
+
+    def turk_submit_to() -> str:
+        return request.host_url.rstrip("/") + submit_root()
+
+    def hold_submit_proof(response: Response, assignment: Any) -> Response:
+        """Give this browser the proof externalSubmit wants for the assignment it accepted, on
+        the marketplace's path only, so the study's thanks page (psiTurk's form posting
+        assignmentId and hitId) submits from this browser and from no other."""
+        seconds = max(60, int((assignment.deadline - now()).total_seconds()) + 3600)
+        response.set_cookie(submit_cookie_name(assignment.assignment_id), side().submit_key(assignment.assignment_id),
+                            path=submit_root() + "/mturk/", max_age=seconds, httponly=True, samesite="Lax")
+        return response
 
     def current_worker() -> str | None:
         worker_id = request.cookies.get(WORKER_COOKIE, "")
@@ -198,7 +213,8 @@ def create_worker_site(store_path: str, *, clock: Clock | None = None,
     @app.post("/hits/<hit_id>/accept")
     def accept(hit_id: str) -> Any:
         assignment = side().accept(require_worker(), hit_id)
-        return redirect(url_for("show_assignment", assignment_id=assignment.assignment_id), 303)
+        return hold_submit_proof(redirect(url_for("show_assignment", assignment_id=assignment.assignment_id), 303),
+                                 assignment)
 
     # --- doing work ---------------------------------------------------------------------
 
@@ -229,6 +245,8 @@ def create_worker_site(store_path: str, *, clock: Clock | None = None,
         frame = None
         if assignment.status == "Accepted":
             frame = side().task_url_for(assignment, hit, turk_submit_to=turk_submit_to())
+        # The externalSubmit proof is not handed out again here: the worker cookie only names a
+        # worker (anyone can pick any ID on this site), the accept POST is what binds a browser.
         return render_template("assignment.html", assignment=assignment, hit=hit, frame_url=frame,
                                frame_height=_frame_height(hit),
                                seconds_left=(assignment.deadline - now()).total_seconds())
