@@ -45,7 +45,7 @@ def test_wrapper_moves_money_through_the_ledger_once(make_app, project_file, dat
                                                      clock: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TURNOUT_MTURK_ENDPOINT", market.endpoint_url)
     project_file("custom.py", ADMIN_ROUTE)
-    app = make_app(database_url)
+    app = make_app(database_url, local_store=market.store_path)  # sign with its keys
     db = app.extensions["turnout"].db
     module = importlib.import_module("psiturk.amt_services_wrapper")
     exceptions = importlib.import_module("psiturk.psiturk_exceptions")
@@ -144,8 +144,8 @@ def market_client(market: Any) -> Any:
 def test_wrapper_in_another_mode_never_touches_this_modes_ledger(app: Any, market: Any,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # A sandbox wrapper with no AWS credentials fails in its own marketplace; the local
-    # study's ledger is untouched and the local wrapper still works.
-    monkeypatch.setenv("TURNOUT_MTURK_ENDPOINT", market.endpoint_url)
+    # study's ledger is untouched and the local wrapper (on the project's own store) still
+    # works.
     monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")

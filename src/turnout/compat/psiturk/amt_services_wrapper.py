@@ -265,8 +265,8 @@ class MTurkServicesWrapper:
         too) so that, on SQLite, it holds no lock the services' own transactions wait on;
         afterwards its objects are expired so they show the statuses the services set.
         """
-        from turnout.cli_marketplace import ENDPOINT_ENV
         from turnout.clock import SystemClock
+        from turnout.marketplace.client import ENDPOINT_ENV
         from turnout.services.recruitment import MarketContext, open_marketplace
 
         rt = runtime()
