@@ -287,3 +287,19 @@ def test_project_complete_page_offers_a_new_participant_link(make_app, sqlite_ur
     p.complete()
     page = p.client.get(f"/exp?{p.ids}").data
     assert b"Debug run complete" in page and b"Start a run as a new worker" in page
+
+
+# --- docs/security.md's reverse-proxy recipe works as documented -----------------------------
+
+
+def test_proxyfix_in_custom_init_app_gives_the_real_address_and_a_secure_cookie(make_app, sqlite_url, project_file,
+                                                                                read_row) -> None:
+    project_file("custom.py", "from werkzeug.middleware.proxy_fix import ProxyFix\n\n"
+                              "def init_app(app):\n    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)\n")
+    app = make_app(sqlite_url)
+    response = app.test_client().get("/exp?hitId=H1&assignmentId=A1&workerId=W1&mode=live",
+                                     headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"})
+    assert response.status_code == 200
+    assert read_row(app, "W1:A1").ipaddress == "203.0.113.7"
+    cookie = response.headers["Set-Cookie"]
+    assert "Secure" in cookie and "SameSite=None" in cookie
