@@ -303,3 +303,26 @@ def test_proxyfix_in_custom_init_app_gives_the_real_address_and_a_secure_cookie(
     assert read_row(app, "W1:A1").ipaddress == "203.0.113.7"
     cookie = response.headers["Set-Cookie"]
     assert "Secure" in cookie and "SameSite=None" in cookie
+
+
+# --- what an older (psiTurk) row may already hold, read back by GET /sync ---------------------
+
+
+@pytest.mark.parametrize(("stored", "expected"), [
+    ('{"q": NaN, "data": [Infinity]}', {"q": None, "data": [None]}),
+    ('{"d": ' + "[" * 5000 + "]" * 5000 + "}", None),  # unreadable: psiTurk's column summary instead
+])
+def test_stored_data_the_browser_could_not_parse_is_served_readably(db_app, make_participant, stored: str,
+                                                                    expected: Any) -> None:
+    p = make_participant(db_app)
+    p.open_exp()
+    db = db_app.extensions["turnout"].db
+    with db.begin() as session:
+        session.get(db.models.Participant, p.uniqueid).datastring = stored
+    response = p.load()
+    assert response.status_code == 200
+    assert b"NaN" not in response.data and b"Infinity" not in response.data
+    if expected is None:
+        assert response.json["workerId"] == "W1" and "d" not in response.json
+    else:
+        assert response.json == expected

@@ -289,15 +289,24 @@ def load_data(ctx: ExperimentContext, uniqueid: str, offered: Iterable[str | Non
         if participant is None:
             raise NotFound(f"no participant {uniqueid!r}")
         _require_token(ctx, participant, offered)
-        try:
-            data = json.loads(participant.datastring or "")
-        except ValueError:
-            data = None
+        data = _readable_stored(participant.datastring)
         if isinstance(data, dict):
             return data
         return {"condition": participant.cond, "counterbalance": participant.counterbalance,
                 "assignmentId": participant.assignmentid, "workerId": participant.workerid,
                 "hitId": participant.hitid, "bonus": participant.bonus}
+
+
+def _readable_stored(datastring: str | None) -> Any:
+    """Stored task data as the browser can read it back, or None.
+
+    Older (psiTurk) rows may hold anything: NaN/Infinity become null, as JSON.stringify
+    writes them, and data too deeply nested to parse counts as unreadable, not a 500.
+    """
+    try:
+        return json.loads(datastring or "", parse_constant=lambda _name: None)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _undefer_datastring(P: Any) -> Any:
@@ -354,10 +363,7 @@ def parse_sync_body(body: bytes) -> tuple[str, dict[str, Any]]:
 
 def _stored_trial_count(session: Session, P: Any, uniqueid: str) -> int:
     stored = session.scalar(select(P.datastring).where(P.uniqueid == uniqueid))
-    try:
-        data = json.loads(stored or "")
-    except ValueError:
-        return 0
+    data = _readable_stored(stored)
     return count_trials(data) if isinstance(data, dict) else 0
 
 
