@@ -326,3 +326,12 @@ def test_stored_data_the_browser_could_not_parse_is_served_readably(db_app, make
         assert response.json["workerId"] == "W1" and "d" not in response.json
     else:
         assert response.json == expected
+
+
+def test_thanks_page_submits_to_the_marketplace_the_participant_came_from(db_app, make_participant) -> None:
+    p = make_participant(db_app, mode="sandbox")
+    p.open_exp()
+    p.complete()
+    page = p.client.get(f"/ad?hitId={p.hit}&assignmentId={p.assignment}&workerId={p.worker}&mode=live").data
+    assert b"workersandbox.mturk.com/mturk/externalSubmit" in page
+    assert b"www.mturk.com" not in page

@@ -195,6 +195,7 @@ def advertisement() -> Any:
         # Debug mode never talks to MTurk: no "Submit HIT" form posting to mturk.com.
         return debug_done_page(worker_id)
     if page is svc.AdPage.THANKS:
+        mode = svc.stored_mode(c, worker_id=worker_id, assignment_id=assignment_id) or mode
         return nocache(thanks_page(mode=mode, hit_id=hit_id, assignment_id=assignment_id, worker_id=worker_id))
     html = render_template_string(insert_mode(_project_template("ad.html"), "ad.html"),
                                   mode=mode, hitid=hit_id, assignmentid=assignment_id, workerid=worker_id)

@@ -102,6 +102,16 @@ def is_debug_row(participant: Any) -> bool:
     return is_debug_id(participant.hitid) or participant.mode == "debug"
 
 
+def stored_mode(ctx: ExperimentContext, *, worker_id: str | None, assignment_id: str) -> str | None:
+    """The mode stored with this worker's participation, if there is one: the thanks page
+    must submit to the marketplace the participant was recruited on, whatever the link says."""
+    if not worker_id:
+        return None
+    P = ctx.Participant
+    with ctx.db.begin() as session:
+        return session.scalar(select(P.mode).where(P.uniqueid == f"{worker_id}:{assignment_id}"))
+
+
 def ad_decision(ctx: ExperimentContext, *, hit_id: str, assignment_id: str, worker_id: str | None) -> AdPage:
     """psiTurk's /ad decision table, minus its 1000 dead end for paid participants.
 
