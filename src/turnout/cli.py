@@ -216,8 +216,11 @@ def _check_app_builds(settings: Settings) -> None:
               help="csv: psiTurk's column layout; json: JSON Lines, one object per row.")
 @click.option("--codeversion", help="Only participants of this experiment_code_version.")
 @click.option("--mode", help="Only participants of this mode (debug, sandbox, live, local).")
+@click.option("--include-debug", is_flag=True,
+              help="Also export debug runs (hitId debug..., or mode debug); left out by default.")
 @click.pass_context
-def export(ctx: click.Context, out_dir: Path, fmt: str, codeversion: str | None, mode: str | None) -> None:
+def export(ctx: click.Context, out_dir: Path, fmt: str, codeversion: str | None, mode: str | None,
+           include_debug: bool) -> None:
     """Write the participants' data files (psiTurk's download_datafiles), streamed."""
     from turnout.errors import TurnoutError
     from turnout.services.export import export as run_export
@@ -225,14 +228,21 @@ def export(ctx: click.Context, out_dir: Path, fmt: str, codeversion: str | None,
     settings = _settings(ctx)
     database = _database(settings)
     try:
-        counts = run_export(database, out_dir, fmt=fmt, codeversion=codeversion, mode=mode)
+        result = run_export(database, out_dir, fmt=fmt, codeversion=codeversion, mode=mode,
+                            include_debug=include_debug)
     except OSError as exc:
         raise CliError(f"cannot write to {out_dir}: {exc.strerror}") from None
     except TurnoutError as exc:
         raise CliError(exc.message) from None
-    suffix = "csv" if fmt == "csv" else "jsonl"
-    for kind, n in counts.items():
-        click.echo(f"{out_dir / f'{kind}.{suffix}'}: {n} rows")
+    for kind, n in result.counts.items():
+        click.echo(f"{result.files[kind]}: {n} rows")
+    if not result.debug_included:
+        click.echo(f"left out {result.debug_left_out} debug participants with data "
+                   "(pass --include-debug to export them)")
+    if result.unreadable:
+        shown = ", ".join(result.unreadable[:5]) + (", ..." if len(result.unreadable) > 5 else "")
+        click.echo(f"left out {len(result.unreadable)} participants whose stored data is not readable "
+                   f"task data (not a JSON object, or nested too deeply): {shown}")
 
 
 import turnout.cli_local_marketplace  # noqa: E402,F401  (turnout marketplace env)

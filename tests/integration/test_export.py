@@ -63,7 +63,7 @@ def read_csv(path: Path) -> list[list[str]]:
 
 def test_csv_files_have_psiturks_columns_and_no_header(study, tmp_path: Path) -> None:
     db = study.extensions["turnout"].db
-    counts = export(db, tmp_path, codeversion="1.0", mode="sandbox")
+    counts = export(db, tmp_path, codeversion="1.0", mode="sandbox").counts
     assert counts == {"trialdata": 3, "eventdata": 3, "questiondata": 3}
     assert read_csv(tmp_path / "trialdata.csv") == [
         ["WA:AA", "0", "1700000000000", '{"phase": "TEST", "word": "RED", "rt": 512}'],
@@ -87,7 +87,7 @@ def test_csv_lines_end_as_psiturks_did(study, tmp_path: Path) -> None:
 
 
 def test_without_filters_every_participant_with_data_is_exported(study, tmp_path: Path) -> None:
-    counts = export(study.extensions["turnout"].db, tmp_path)
+    counts = export(study.extensions["turnout"].db, tmp_path).counts
     assert counts["trialdata"] == 5
     ids = {row[0] for row in read_csv(tmp_path / "trialdata.csv")}
     assert ids == {"WA:AA", "WB:AB", "WL:AL", "WOLD:AOLD"}
@@ -105,7 +105,8 @@ def test_codeversion_filter_keeps_only_that_version(study, tmp_path: Path) -> No
 
 
 def test_json_format_writes_one_object_per_line_with_psiturks_keys(study, tmp_path: Path) -> None:
-    counts = export(study.extensions["turnout"].db, tmp_path, fmt="json", codeversion="1.0", mode="sandbox")
+    db = study.extensions["turnout"].db
+    counts = export(db, tmp_path, fmt="json", codeversion="1.0", mode="sandbox").counts
     assert counts["trialdata"] == 3
     trials = [json.loads(line) for line in (tmp_path / "trialdata.jsonl").read_text().splitlines()]
     assert trials[0] == {"uniqueid": "WA:AA", "current_trial": 0, "dateTime": 1700000000000,
@@ -172,3 +173,126 @@ def test_cli_export_to_an_unwritable_folder_is_one_line(project_dir: Path, tmp_p
     assert result.exit_code == 1
     assert len(result.output.strip().splitlines()) == 1
     assert "cannot write" in result.output
+
+
+# --- what psiTurk databases hold: the export never dies and never leaves partial files --------
+
+BAD_DATASTRINGS = {
+    "WSUR:A": '{"questiondata": {"s": "\\ud800"}, "data": [{"current_trial": 0, "trialdata": {"t": "\\udfff"}}]}',
+    "WNAN:A": '{"questiondata": {"n": NaN, "i": -Infinity}, "data": [{"current_trial": 0, "trialdata": {"x": NaN}}]}',
+    "WBIG:A": '{"questiondata": {"big": 1e999}}',
+    "WJNK:A": '{"questiondata": {"half": ',
+    "WDEEP:A": '{"questiondata": {"d": ' + "[" * 5000 + "]" * 5000 + "}}",
+}
+
+
+@pytest.fixture
+def hostile(db_app) -> Any:
+    """One good participant and rows a psiTurk database may hold, inserted directly."""
+    db = db_app.extensions["turnout"].db
+    P = db.models.Participant
+    with db.begin() as session:
+        session.add(P(uniqueid="WOK:A", workerid="WOK", assignmentid="A", hitid="H0", status=3, mode="sandbox",
+                      codeversion="1.0", datastring=json.dumps({"questiondata": {"ok": "yes"}})))
+        for uid, text in BAD_DATASTRINGS.items():
+            worker, assignment = uid.split(":")
+            session.add(P(uniqueid=uid, workerid=worker, assignmentid=assignment, hitid="H0", status=3,
+                          mode="sandbox", codeversion="1.0", datastring=text))
+    return db
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_export_survives_what_a_psiturk_database_holds(hostile, tmp_path: Path, fmt: str) -> None:
+    result = export(hostile, tmp_path, fmt=fmt)
+    assert sorted(result.unreadable) == ["WDEEP:A", "WJNK:A"]
+    suffix = "csv" if fmt == "csv" else "jsonl"
+    text = (tmp_path / f"questiondata.{suffix}").read_bytes().decode("utf-8")  # valid UTF-8
+    if fmt == "csv":
+        rows = read_csv(tmp_path / "questiondata.csv")
+        assert ["WOK:A", "ok", "yes"] in rows
+        assert ["WSUR:A", "s", "\\ud800"] in rows  # written escaped, not a crash
+        assert ["WNAN:A", "n", ""] in rows and ["WBIG:A", "big", ""] in rows
+    else:
+        records = [json.loads(line) for line in text.splitlines()]  # every line is JSON
+        assert {"uniqueid": "WNAN:A", "question": "n", "answer": None} in records
+        trials = (tmp_path / "trialdata.jsonl").read_text(encoding="utf-8")
+        assert "NaN" not in trials
+        assert [json.loads(line)["trialdata"] for line in trials.splitlines()] == [{"x": None}, {"t": "\udfff"}]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_cli_export_of_hostile_rows_names_the_unreadable_ones_without_a_traceback(
+        hostile, project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TURNOUT_DATABASE_URL", hostile.engine.url.render_as_string(hide_password=False))
+    result = CliRunner().invoke(main, ["-C", str(project_dir), "export", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    assert "left out 2 participants whose stored data is not readable" in result.output
+    assert "WDEEP:A" in result.output and "WJNK:A" in result.output
+
+
+def test_a_failing_export_leaves_no_partial_files_and_keeps_the_previous_ones(
+        study, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = study.extensions["turnout"].db
+    export(db, tmp_path, codeversion="1.0", mode="sandbox")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    from turnout.services import export as module
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        yield ("WA:AA", "1.0", "sandbox", json.dumps({"questiondata": {"q": "half"}}))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(module, "iter_datastrings", broken)
+    with pytest.raises(OSError):
+        export(db, tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+# --- debug runs are left out unless asked for -------------------------------------------------
+
+
+@pytest.fixture
+def with_debug(study, make_participant) -> Any:
+    d = make_participant(study, worker="debugW", assignment="debugA", hit="debugH", mode="debug")
+    d.open_exp()
+    put_data(d, [{"phase": "DEBUG"}], {"q": "debug"})
+    # A debug hitId with another mode is a debug run too (psiTurk decides by the hitId).
+    e = make_participant(study, worker="WE", assignment="AE", hit="debugH2", mode="sandbox")
+    e.open_exp()
+    put_data(e, [{"phase": "DEBUG"}], {"q": "debug"})
+    return study
+
+
+def test_export_leaves_debug_runs_out_by_default(with_debug, tmp_path: Path) -> None:
+    result = export(with_debug.extensions["turnout"].db, tmp_path)
+    ids = {row[0] for row in read_csv(tmp_path / "trialdata.csv")}
+    assert ids == {"WA:AA", "WB:AB", "WL:AL", "WOLD:AOLD"}
+    assert result.debug_left_out == 2 and not result.debug_included
+
+
+def test_include_debug_exports_them_in_the_same_layout(with_debug, tmp_path: Path) -> None:
+    result = export(with_debug.extensions["turnout"].db, tmp_path, include_debug=True)
+    rows = read_csv(tmp_path / "trialdata.csv")
+    assert {row[0] for row in rows} == {"WA:AA", "WB:AB", "WL:AL", "WOLD:AOLD", "debugW:debugA", "WE:AE"}
+    assert all(len(row) == 4 for row in rows)
+    assert result.counts["trialdata"] == 7
+
+
+def test_mode_debug_exports_the_debug_runs(with_debug, tmp_path: Path) -> None:
+    export(with_debug.extensions["turnout"].db, tmp_path, mode="debug")
+    assert [row[0] for row in read_csv(tmp_path / "trialdata.csv")] == ["debugW:debugA"]
+
+
+def test_cli_export_says_how_many_debug_runs_it_left_out(with_debug, project_dir: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    url = with_debug.extensions["turnout"].db.engine.url.render_as_string(hide_password=False)
+    monkeypatch.setenv("TURNOUT_DATABASE_URL", url)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["-C", str(project_dir), "export", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "left out 2 debug participants with data (pass --include-debug to export them)" in result.output
+    assert "debugW:debugA" not in (out / "trialdata.csv").read_text(encoding="utf-8")
+    again = CliRunner().invoke(main, ["-C", str(project_dir), "export", "--out", str(out), "--include-debug"])
+    assert again.exit_code == 0, again.output
+    assert "debug participants" not in again.output
+    assert "debugW:debugA" in (out / "trialdata.csv").read_text(encoding="utf-8")

@@ -260,7 +260,7 @@ def served(make_app, sqlite_url, project_dir, project_file) -> Iterator[Any]:
 
 
 @pytest.mark.browser
-def test_a_page_reloaded_before_the_task_may_start_its_data_afresh(served, page, read_row) -> None:
+def test_a_page_reloaded_before_the_task_may_start_its_data_afresh(served, page, read_row, clock) -> None:
     # A public psiTurk task.js does `psiTurk.taskdata.set('data', [])` on load "in case the
     # page was reloaded". psiTurk stores every save (the newest full copy wins); turnout
     # answers 409 to the reloaded page's saves while they hold fewer trials than the
@@ -270,6 +270,7 @@ def test_a_page_reloaded_before_the_task_may_start_its_data_afresh(served, page,
     url = f"{base}/exp?hitId=HRL1&assignmentId=ARL1&workerId=WRL1&mode=sandbox"
     page.goto(url)
     assert page.evaluate(SAVE_JS, {"n": 4, "reset": False}) == "saved"
+    clock.advance(2)                # save stamps carry the server's page-load time
     page.goto(url)                  # still ALLOCATED (instructions not finished): /exp serves it again
     assert page.evaluate(SAVE_JS, {"n": 1, "reset": True}) == "saved"
     stored = json.loads(read_row(app, "WRL1:ARL1").datastring)

@@ -91,11 +91,13 @@ class StubState:
                              f"{[(r.method, r.path) for r in self.requests]}")
 
 
-def _page(stack: str, token: bool) -> str:
+def _page(stack: str, token: bool, page_load: str | None = None) -> str:
     # window.__globalsBefore lets a test list what psiturk.js adds to the global scope.
     scripts = "".join(f'<script src="/lib/{stack}/{p.name}"></script>' for p in STACKS[stack])
     scripts += "<script>window.__globalsBefore = Object.keys(window);</script>"
     meta = f'<meta name="turnout-participant-token" content="{TOKEN}">' if token else ""
+    if page_load is not None:  # the server's page-load time, as turnout's /exp writes it
+        meta += f'<meta name="turnout-page-load" content="{page_load}">'
     return (f"<!doctype html><html><head>{meta}<meta charset='utf-8'><title>stub</title>"
             f"{scripts}<script src='/static/js/psiturk.js'></script></head>"
             "<body><div id='start'>ready</div></body></html>")
@@ -147,7 +149,8 @@ def _handler(state: StubState, foreign: bool) -> type[BaseHTTPRequestHandler]:
                 self._send(200, json.dumps({"ok": True}))
             elif path == "/exp":
                 stack = rec.query.get("stack", ["new"])[0]
-                self._send(200, _page(stack, token="notoken" not in rec.query), "text/html")
+                self._send(200, _page(stack, token="notoken" not in rec.query,
+                                      page_load=(rec.query.get("page_load") or [None])[0]), "text/html")
             elif path.startswith("/lib/"):
                 _, _, stack, name = path.split("/", 3)
                 match = [p for p in STACKS[stack] if p.name == name]

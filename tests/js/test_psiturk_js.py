@@ -193,6 +193,18 @@ def test_every_put_carries_a_growing_save_order_even_across_retries(page: Any, s
     assert reloaded[0] > orders[0][0] and reloaded[1] == 1     # a later page load sorts after
 
 
+def test_save_order_uses_the_servers_page_load_time_not_the_browsers_clock(page: Any, stub: Any) -> None:
+    # The server refuses stamps from the future (issue 6); a browser whose clock is fast
+    # must still make stamps the server accepts.
+    page.goto(f"{stub.base}/exp?stack=new&page_load=1767268800000")
+    page.wait_for_function("() => window.PsiTurk && window.Backbone")
+    make_psiturk(page)
+    save(page)
+    outcomes(page, 1)
+    load, seq = save_order(stub.state.calls("PUT", "/sync/")[-1])
+    assert load.startswith("1767268800000-") and seq == 1
+
+
 @pytest.mark.parametrize("status", [409, 403, 400])
 def test_save_does_not_retry_a_refusal_and_reports_it(page: Any, stub: Any, status: int) -> None:
     stub.state.put_script = [status]

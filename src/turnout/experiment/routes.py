@@ -46,6 +46,26 @@ _MTURK_SUBMIT = re.compile(r"https://(?:www|workersandbox)\.mturk\.com/mturk/ext
 LOCAL_SUBMIT_PATH = "/_mturk/mturk/externalSubmit"
 
 
+@bp.before_request
+def refuse_nul_characters() -> None:
+    """A NUL in the path or the query string is refused (400) before any view runs.
+
+    No participant ID, mode or page name holds one; a file path cannot, and PostgreSQL
+    refuses such text in a query, so it used to end in a 500 deep inside a view.
+    """
+    if "\x00" in request.path or any("\x00" in key or "\x00" in value
+                                       for key, value in request.args.items(multi=True)):
+        raise InvalidInput("the request's path or query string holds a NUL character")
+
+
+def form_uniqueid() -> str | None:
+    """The ``uniqueId`` form field of /inexp and /quitter (NUL refused, as in the query)."""
+    uniqueid = request.form.get("uniqueId")
+    if uniqueid and "\x00" in uniqueid:
+        raise InvalidInput("the form field uniqueId holds a NUL character")
+    return uniqueid
+
+
 def ctx() -> ExperimentContext:
     return current_app.extensions["turnout"]
 
@@ -171,11 +191,22 @@ def advertisement() -> Any:
     if worker_id is not None and not _valid_id(worker_id):
         raise ExperimentError("hit_assign_worker_id_not_set_in_mturk")
     page = svc.ad_decision(c, hit_id=hit_id, assignment_id=assignment_id, worker_id=worker_id)
+    if page is svc.AdPage.DEBUG_DONE:
+        # Debug mode never talks to MTurk: no "Submit HIT" form posting to mturk.com.
+        return debug_done_page(worker_id)
     if page is svc.AdPage.THANKS:
+        mode = svc.stored_mode(c, worker_id=worker_id, assignment_id=assignment_id) or mode
         return nocache(thanks_page(mode=mode, hit_id=hit_id, assignment_id=assignment_id, worker_id=worker_id))
     html = render_template_string(insert_mode(_project_template("ad.html"), "ad.html"),
                                   mode=mode, hitid=hit_id, assignmentid=assignment_id, workerid=worker_id)
     return nocache(html)
+
+
+def debug_done_page(worker_id: str | None) -> Any:
+    """The end of a debug run (the project's complete.html): it has finished, with a link
+    to start again as a new participant."""
+    return nocache(render_template("complete.html", allow_repeats=ctx().settings.allow_repeats,
+                                   worker_id=worker_id))
 
 
 def thanks_page(*, mode: str, hit_id: str, assignment_id: str, worker_id: str | None) -> str:
@@ -199,9 +230,16 @@ def give_consent() -> Any:
     return nocache(html)
 
 
-def inject_token(html: str, token: str) -> str:
-    """Put the participant token where psiturk.js looks for it: first thing in <head>."""
+def inject_token(html: str, token: str, page_load_ms: int | None = None) -> str:
+    """Put the participant token where psiturk.js looks for it: first thing in <head>.
+
+    With it goes the server's time of this page load, which psiturk.js uses in its save
+    stamps instead of the browser's clock: a browser whose clock is wrong still makes
+    stamps the server accepts (see ``SAVE_STAMP_MAX_AHEAD``) and orders correctly.
+    """
     meta = f'<meta name="turnout-participant-token" content="{escape(token)}">'
+    if page_load_ms is not None:
+        meta += f'<meta name="turnout-page-load" content="{int(page_load_ms)}">'
     match = re.search(r"<head(?:\s[^>]*)?>", html, flags=re.IGNORECASE)
     if match:
         return html[: match.end()] + meta + html[match.end():]
@@ -216,14 +254,19 @@ def start_exp() -> Any:
                                               args.get("workerId"), args.get("mode"))
     if not (_valid_id(hit_id) and _valid_id(assignment_id) and _valid_id(worker_id) and _valid_mode(mode)):
         raise ExperimentError("hit_assign_worker_id_not_set_in_exp")
-    participant = svc.start_experiment(c, hit_id=hit_id, assignment_id=assignment_id, worker_id=worker_id,
-                                       mode=mode, info=request_info())
+    try:
+        participant = svc.start_experiment(c, hit_id=hit_id, assignment_id=assignment_id, worker_id=worker_id,
+                                           mode=mode, info=request_info(),
+                                           offered=offered_tokens(f"{worker_id}:{assignment_id}"))
+    except svc.FinishedDebugRun as done:
+        return debug_done_page(done.participant.workerid)
     html = render_template(
         "exp.html", uniqueId=participant.uniqueid, condition=participant.cond,
-        counterbalance=participant.counterbalance, adServerLoc="/complete", mode=mode,
+        counterbalance=participant.counterbalance, adServerLoc="/complete", mode=participant.mode or mode,
         contact_address=c.settings.contact_email, codeversion=participant.codeversion,
     )
-    response = nocache(inject_token(html, participant.token) if participant.token else html)
+    page_load_ms = int(c.clock.now().timestamp() * 1000)
+    response = nocache(inject_token(html, participant.token, page_load_ms) if participant.token else html)
     if participant.token:
         response.set_cookie(token_cookie_name(participant.uniqueid), participant.token, httponly=True,
                             samesite="None" if request.is_secure else "Lax", secure=request.is_secure,
@@ -266,7 +309,7 @@ def update(uniqueid: str) -> Any:
 
 @bp.post("/inexp")
 def enterexp() -> Any:
-    uniqueid = request.form.get("uniqueId")
+    uniqueid = form_uniqueid()
     if not uniqueid:
         raise ExperimentError("improper_inputs")
     svc.enter_experiment(ctx(), uniqueid, offered_tokens(uniqueid))
@@ -275,7 +318,7 @@ def enterexp() -> Any:
 
 @bp.post("/quitter")
 def quitter() -> Any:
-    uniqueid = request.form.get("uniqueId")
+    uniqueid = form_uniqueid()
     if not uniqueid:
         raise InvalidInput("the form field uniqueId is required")
     if svc.is_debug_id(uniqueid):
@@ -351,7 +394,11 @@ def check_worker_status() -> Any:
 def regularpage(path: str) -> Any:
     """A file under templates/, byte for byte (psiturk.js preloadPages fetches these)."""
     templates = ctx().project.templates_dir
-    target = (templates / path).resolve()
-    if templates.resolve() not in target.parents or not target.is_file():
+    try:
+        target = (templates / path).resolve()
+        found = templates.resolve() in target.parents and target.is_file()
+    except (ValueError, OSError):  # a name no file system accepts (too long, say)
+        found = False
+    if not found:
         abort(404)
     return send_from_directory(templates, path)

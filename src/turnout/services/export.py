@@ -4,6 +4,14 @@ trialdata.csv:    uniqueid, current_trial, dateTime, trialdata (JSON)
 eventdata.csv:    uniqueid, eventtype, interval, value, timestamp
 questiondata.csv: uniqueid, question, answer
 (no header rows, as psiTurk's download_datafiles writes them)
+
+psiTurk databases hold anything a browser or a script once sent: invalid JSON, NaN,
+lone UTF-16 surrogates, nesting too deep to serialise. The export never dies on such a
+row: a participant whose data cannot be read is left out and named in the result, NaN
+and infinities become null (as the browser's JSON.stringify writes them), and text that
+is not Unicode is written with backslash escapes. Each file is written under a temporary
+name and renamed into place only when all three are complete, so an export that fails
+leaves no partial files (and earlier exports in the folder untouched).
 """
 
 from __future__ import annotations
@@ -11,12 +19,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import inspect, select
+from sqlalchemy import func, inspect, not_, or_, select
 
 from turnout.db.engine import Database
 from turnout.errors import NotFound
@@ -52,8 +63,14 @@ def rows_to_csv(rows: Iterable[tuple[Any, ...]]) -> str:
     return out.getvalue()
 
 
+def not_debug(P: Any) -> Any:
+    """Rows that are not debug runs: turnout and psiTurk decide "debug" by the hitId prefix,
+    and ``turnout debug`` links also store mode ``debug``."""
+    return not_(or_(func.coalesce(P.mode, "") == "debug", P.hitid.like("debug%")))
+
+
 def iter_datastrings(db: Database, *, codeversion: str | None = None, mode: str | None = None,
-                     batch: int = 200) -> Iterator[tuple[str, str | None, str | None, str | None]]:
+                     batch: int = 200, include_debug: bool = True) -> Iterator[tuple[str, str | None, str | None, str | None]]:
     """(uniqueid, codeversion, mode, datastring) in primary-key order, a page at a time.
 
     Keyset pages keep each query small and never hold more than ``batch`` blobs in memory.
@@ -66,6 +83,8 @@ def iter_datastrings(db: Database, *, codeversion: str | None = None, mode: str 
             stmt = stmt.where(P.codeversion == codeversion)
         if mode is not None:
             stmt = stmt.where(P.mode == mode)
+        if not include_debug:
+            stmt = stmt.where(not_debug(P))
         with db.engine.connect() as conn:
             rows = conn.execute(stmt.order_by(P.uniqueid).limit(batch)).all()
         if not rows:
@@ -74,47 +93,115 @@ def iter_datastrings(db: Database, *, codeversion: str | None = None, mode: str 
         last = rows[-1][0]
 
 
+def _finite(number: str) -> float | None:
+    value = float(number)
+    return value if math.isfinite(value) else None
+
+
 def _parsed(datastring: str | None) -> dict[str, Any] | None:
+    """The stored task data, or None when it cannot be read as a JSON object.
+
+    NaN, Infinity and numbers too large for a float become None (null), as the browser's
+    JSON.stringify would have sent them, so the JSON written out stays valid JSON.
+    """
     try:
-        data = json.loads(datastring or "")
-    except ValueError:
+        data = json.loads(datastring or "", parse_constant=lambda _name: None, parse_float=_finite)
+    except (ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
 
+COLUMNS = {"trialdata": ("uniqueid", "current_trial", "dateTime", "trialdata"),
+           "eventdata": ("uniqueid", "eventtype", "interval", "value", "timestamp"),
+           "questiondata": ("uniqueid", "question", "answer")}
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote, and what it left out and why."""
+
+    counts: dict[str, int]
+    files: dict[str, Path]
+    unreadable: list[str] = field(default_factory=list)  # uniqueids whose stored data is not readable
+    debug_included: bool = False
+    debug_left_out: int = 0
+
+
+def _lines(kind: str, uniqueid: str, data: dict[str, Any], fmt: str) -> list[Any]:
+    """One participant's rows of ``kind``: CSV rows, or JSON Lines text. Raises on data that
+    cannot be written (too deeply nested), so the caller can leave the participant out whole."""
+    rows = list(ROWS[kind](uniqueid, data))
+    if fmt == "csv":
+        return rows
+    lines = []
+    for row in rows:
+        record = dict(zip(COLUMNS[kind], row, strict=True))
+        if kind == "trialdata":
+            record["trialdata"] = json.loads(record["trialdata"])
+        lines.append(json.dumps(record) + "\n")
+    return lines
+
+
+def _count_debug(db: Database, codeversion: str | None, mode: str | None) -> int:
+    P = db.models.Participant
+    stmt = select(func.count()).select_from(P).where(not_(not_debug(P)), P.datastring.is_not(None))
+    if codeversion is not None:
+        stmt = stmt.where(P.codeversion == codeversion)
+    if mode is not None:
+        stmt = stmt.where(P.mode == mode)
+    with db.engine.connect() as conn:
+        return int(conn.execute(stmt).scalar() or 0)
+
+
 def export(db: Database, out_dir: Path, *, fmt: str = "csv", codeversion: str | None = None,
-           mode: str | None = None) -> dict[str, int]:
-    """Write the three files into ``out_dir``; returns rows written per file.
+           mode: str | None = None, include_debug: bool = False) -> ExportResult:
+    """Write the three files into ``out_dir``; returns rows written per file and what was left out.
 
     ``fmt='json'`` writes JSON Lines (one object per row, keys named after psiTurk's columns).
+    Debug runs are left out unless ``include_debug`` (or ``mode='debug'``) asks for them:
+    psiTurk's export mixed them into the real data.
     """
     table = db.models.Participant.__tablename__
     if not inspect(db.engine).has_table(table):
         raise NotFound(f"the database has no participant table {table!r}: check database_url and "
                        "table_name, or run `turnout db upgrade` to create it")
+    include_debug = include_debug or mode == "debug"
     out_dir.mkdir(parents=True, exist_ok=True)
     suffix = "csv" if fmt == "csv" else "jsonl"
-    columns = {"trialdata": ("uniqueid", "current_trial", "dateTime", "trialdata"),
-               "eventdata": ("uniqueid", "eventtype", "interval", "value", "timestamp"),
-               "questiondata": ("uniqueid", "question", "answer")}
-    counts = dict.fromkeys(KINDS, 0)
-    with ExitStack() as stack:
-        handles: dict[str, TextIO] = {
-            k: stack.enter_context(open(out_dir / f"{k}.{suffix}", "w", newline="", encoding="utf-8"))
-            for k in KINDS}
-        writers = {k: csv.writer(h) for k, h in handles.items()}
-        for uniqueid, _cv, _mode, datastring in iter_datastrings(db, codeversion=codeversion, mode=mode):
-            data = _parsed(datastring)
-            if data is None:
-                continue
-            for kind in KINDS:
-                for row in ROWS[kind](uniqueid, data):
-                    counts[kind] += 1
+    files = {k: out_dir / f"{k}.{suffix}" for k in KINDS}
+    temps = {k: out_dir / f".{k}.{suffix}.{os.getpid()}.tmp" for k in KINDS}
+    result = ExportResult(counts=dict.fromkeys(KINDS, 0), files=files, debug_included=include_debug)
+    try:
+        with ExitStack() as stack:
+            # backslashreplace: a lone surrogate already stored is written as \udXXX, not a crash.
+            handles: dict[str, TextIO] = {
+                k: stack.enter_context(open(temps[k], "w", newline="", encoding="utf-8",
+                                            errors="backslashreplace"))
+                for k in KINDS}
+            writers = {k: csv.writer(h) for k, h in handles.items()}
+            for uniqueid, _cv, _mode, datastring in iter_datastrings(db, codeversion=codeversion, mode=mode,
+                                                                     include_debug=include_debug):
+                data = _parsed(datastring)
+                if data is None:
+                    if datastring:
+                        result.unreadable.append(uniqueid)
+                    continue
+                try:
+                    per_kind = {kind: _lines(kind, uniqueid, data, fmt) for kind in KINDS}
+                except (ValueError, TypeError, RecursionError):
+                    result.unreadable.append(uniqueid)
+                    continue
+                for kind, lines in per_kind.items():
+                    result.counts[kind] += len(lines)
                     if fmt == "csv":
-                        writers[kind].writerow(row)
+                        writers[kind].writerows(lines)
                     else:
-                        record = dict(zip(columns[kind], row, strict=True))
-                        if kind == "trialdata":
-                            record["trialdata"] = json.loads(record["trialdata"])
-                        handles[kind].write(json.dumps(record) + "\n")
-    return counts
+                        handles[kind].writelines(lines)
+        for kind in KINDS:
+            os.replace(temps[kind], files[kind])
+    finally:
+        for temp in temps.values():
+            temp.unlink(missing_ok=True)
+    if not include_debug:
+        result.debug_left_out = _count_debug(db, codeversion, mode)
+    return result

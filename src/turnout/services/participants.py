@@ -16,6 +16,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -92,10 +93,31 @@ def get(session: Session, ctx: ExperimentContext, uniqueid: str) -> Any | None:
 class AdPage(enum.Enum):
     AD = "ad"
     THANKS = "thanks"  # already completed: show the submit-to-MTurk page again
+    DEBUG_DONE = "debug_done"  # a finished debug run: never the MTurk submit form
+
+
+def is_debug_row(participant: Any) -> bool:
+    """Whether a stored participant is a debug run: decided by what is stored, never by the
+    request, so a request's ``debug...`` hitId or mode cannot change how a real row is treated."""
+    return is_debug_id(participant.hitid) or participant.mode == "debug"
+
+
+def stored_mode(ctx: ExperimentContext, *, worker_id: str | None, assignment_id: str) -> str | None:
+    """The mode stored with this worker's participation, if there is one: the thanks page
+    must submit to the marketplace the participant was recruited on, whatever the link says."""
+    if not worker_id:
+        return None
+    P = ctx.Participant
+    with ctx.db.begin() as session:
+        return session.scalar(select(P.mode).where(P.uniqueid == f"{worker_id}:{assignment_id}"))
 
 
 def ad_decision(ctx: ExperimentContext, *, hit_id: str, assignment_id: str, worker_id: str | None) -> AdPage:
-    """psiTurk's /ad decision table, minus its 1000 dead end for paid participants."""
+    """psiTurk's /ad decision table, minus its 1000 dead end for paid participants.
+
+    The participant's own row (``worker:assignment``) decides, with its stored hitId: a
+    request's ``debug...`` hitId does not make a real participant's row a debug one.
+    """
     P = ctx.Participant
     debug = is_debug_id(hit_id)
     with ctx.db.begin() as session:
@@ -105,12 +127,13 @@ def ad_decision(ctx: ExperimentContext, *, hit_id: str, assignment_id: str, work
             already_in_db = session.scalar(
                 select(P.uniqueid).where(P.workerid == worker_id, P.assignmentid != assignment_id).limit(1)
             ) is not None
-            status = session.scalar(select(P.status).where(
-                P.hitid == hit_id, P.assignmentid == assignment_id, P.workerid == worker_id))
+            mine = session.get(P, f"{worker_id}:{assignment_id}")
+            if mine is not None:
+                status, debug = mine.status, is_debug_row(mine)
     if status in (Status.STARTED, Status.QUITEARLY) and not debug:
         raise ExperimentError("already_started_exp_mturk")
     if status in COMPLETED_STATUSES:
-        return AdPage.THANKS
+        return AdPage.DEBUG_DONE if debug else AdPage.THANKS
     if already_in_db and not (debug or ctx.settings.allow_repeats):
         raise ExperimentError("already_did_exp_hit")
     if status in (None, Status.NOT_ACCEPTED, Status.ALLOCATED) or debug:
@@ -167,18 +190,23 @@ def peek_condition(ctx: ExperimentContext, mode: str) -> tuple[int, int]:
 
 
 def start_experiment(ctx: ExperimentContext, *, hit_id: str, assignment_id: str, worker_id: str,
-                     mode: str, info: RequestInfo) -> Any:
-    """Find or create the participant for /exp; returns a detached row with its token."""
+                     mode: str, info: RequestInfo, offered: Iterable[str | None] = ()) -> Any:
+    """Find or create the participant for /exp; returns a detached row with its token.
+
+    ``offered`` are the tokens the request carries (the cookie set by an earlier /exp):
+    an existing row's token goes only to a request that already holds it (see
+    ``_existing_for_exp``).
+    """
     P = ctx.Participant
     uniqueid = f"{worker_id}:{assignment_id}"
-    debug = is_debug_id(hit_id)
+    offered = list(offered)
     with ctx.db.begin() as session:
         scope = [P.workerid == worker_id]
         if ctx.settings.allow_repeats:
             scope.append(P.assignmentid == assignment_id)
         rows = list(session.scalars(select(P).where(*scope)))
     if rows:
-        return _existing_for_exp(ctx, rows, assignment_id, debug)
+        return _existing_for_exp(ctx, rows, assignment_id, offered)
     lock = f"counterbalance:{ctx.db.tables.participants}:{ctx.settings.codeversion}:{mode}"
     custom = _custom_condition(ctx, mode)
     settled = None if custom else _settled_counts(ctx, mode)
@@ -202,14 +230,34 @@ def start_experiment(ctx: ExperimentContext, *, hit_id: str, assignment_id: str,
         # Another request inserted this participant between our look and our insert.
         with ctx.db.begin() as session:
             rows = list(session.scalars(select(P).where(P.workerid == worker_id)))
-        return _existing_for_exp(ctx, rows, assignment_id, debug)
+        return _existing_for_exp(ctx, rows, assignment_id, offered)
 
 
 class _AlreadyThere(Exception):
     pass
 
 
-def _existing_for_exp(ctx: ExperimentContext, rows: list[Any], assignment_id: str, debug: bool) -> Any:
+class FinishedDebugRun(Exception):
+    """A finished debug participant reopened /exp: the route shows the debug thanks page
+    (with its "start as a new participant" link) instead of the experiment."""
+
+    def __init__(self, participant: Any) -> None:
+        super().__init__(participant.uniqueid)
+        self.participant = participant
+
+
+def _existing_for_exp(ctx: ExperimentContext, rows: list[Any], assignment_id: str,
+                      offered: list[str | None]) -> Any:
+    """The existing row for /exp, handed out only to the browser that began it.
+
+    psiTurk re-served an existing row (and turnout its token) to anyone who knew the
+    worker and assignment IDs, so a stranger could take the token and then read,
+    overwrite or lock the participant's data. Now: a request that holds the row's token
+    (the cookie the first /exp set) gets the page again while psiTurk allowed a reload;
+    one that does not gets psiTurk's 1008, except for a debug row, which psiTurk let
+    anyone restart: that gets a fresh token (the previous browser's stops working).
+    Whether a row is a debug one is decided by what is stored, not by the request.
+    """
     mine = [r for r in rows if r.assignmentid == assignment_id]
     others = [r for r in rows if r.assignmentid != assignment_id]
     if others and not ctx.settings.allow_repeats:
@@ -218,8 +266,25 @@ def _existing_for_exp(ctx: ExperimentContext, rows: list[Any], assignment_id: st
         # Only reachable with allow_repeats off and no rows of our own, handled above.
         raise ExperimentError("status_incorrectly_set")
     participant = mine[0]
-    if (participant.status or 0) >= Status.STARTED and not debug:
+    debug = is_debug_row(participant)
+    if debug and participant.status in COMPLETED_STATUSES:
+        raise FinishedDebugRun(participant)
+    if not debug and (participant.status or 0) >= Status.STARTED:
         raise ExperimentError("already_started_exp")
+    if token_matches(participant.token, offered, required=ctx.settings.participant_tokens):
+        return participant
+    if debug:
+        return _fresh_debug_token(ctx, participant)
+    raise ExperimentError("already_started_exp")
+
+
+def _fresh_debug_token(ctx: ExperimentContext, participant: Any) -> Any:
+    """Give a debug row a new token (psiTurk let a debug run be reopened from anywhere)."""
+    P = ctx.Participant
+    participant.token = new_token()
+    with ctx.db.begin() as session:
+        session.execute(update(P).where(P.uniqueid == participant.uniqueid).values(token=participant.token)
+                        .execution_options(synchronize_session=False))
     return participant
 
 
@@ -234,15 +299,24 @@ def load_data(ctx: ExperimentContext, uniqueid: str, offered: Iterable[str | Non
         if participant is None:
             raise NotFound(f"no participant {uniqueid!r}")
         _require_token(ctx, participant, offered)
-        try:
-            data = json.loads(participant.datastring or "")
-        except ValueError:
-            data = None
+        data = _readable_stored(participant.datastring)
         if isinstance(data, dict):
             return data
         return {"condition": participant.cond, "counterbalance": participant.counterbalance,
                 "assignmentId": participant.assignmentid, "workerId": participant.workerid,
                 "hitId": participant.hitid, "bonus": participant.bonus}
+
+
+def _readable_stored(datastring: str | None) -> Any:
+    """Stored task data as the browser can read it back, or None.
+
+    Older (psiTurk) rows may hold anything: NaN/Infinity become null, as JSON.stringify
+    writes them, and data too deeply nested to parse counts as unreadable, not a 500.
+    """
+    try:
+        return json.loads(datastring or "", parse_constant=lambda _name: None)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _undefer_datastring(P: Any) -> Any:
@@ -256,24 +330,50 @@ def count_trials(data: dict[str, Any]) -> int:
     return len(trials) if isinstance(trials, list) else 0
 
 
+def _refuse_constant(name: str) -> Any:
+    raise InvalidInput(f"the request body holds {name}, which is not JSON (the browser's JSON.parse "
+                       "cannot read it back); nothing was saved")
+
+
+# A lone surrogate can only arrive as a \\uD800-\\uDFFF escape (raw ones are not valid UTF-8).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _refuse_lone_surrogates(text: str, data: Any) -> None:
+    """Refuse text that is not Unicode (a lone UTF-16 surrogate): stored, it would break the
+    export and every reader that writes UTF-8. Checked in full only when such an escape
+    appears at all, so ordinary saves pay one scan of the text."""
+    if not _SURROGATE_ESCAPE.search(text):
+        return
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError):
+        raise InvalidInput("the request body holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff "
+                           "escape), which is not text; nothing was saved") from None
+
+
 def parse_sync_body(body: bytes) -> tuple[str, dict[str, Any]]:
-    """Decode a /sync PUT body; returns the text to store and the parsed object."""
+    """Decode a /sync PUT body; returns the text to store and the parsed object.
+
+    Refused (400), so that what is stored can always be read back by the browser and
+    exported: invalid JSON, NaN/Infinity, lone surrogates, and nesting too deep to parse.
+    """
     try:
         text = body.decode("utf-8")
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError):
         raise InvalidInput("the request body is not valid JSON; nothing was saved") from None
+    except RecursionError:
+        raise InvalidInput("the request body is nested too deeply to be read; nothing was saved") from None
     if not isinstance(data, dict):
         raise InvalidInput("the request body must be a JSON object (psiturk.js's task data); nothing was saved")
+    _refuse_lone_surrogates(text, data)
     return text, data
 
 
 def _stored_trial_count(session: Session, P: Any, uniqueid: str) -> int:
     stored = session.scalar(select(P.datastring).where(P.uniqueid == uniqueid))
-    try:
-        data = json.loads(stored or "")
-    except ValueError:
-        return 0
+    data = _readable_stored(stored)
     return count_trials(data) if isinstance(data, dict) else 0
 
 
@@ -294,6 +394,28 @@ def save_order_key(header: str | None) -> str | None:
         raise InvalidInput("the X-Turnout-Save header must look like <13-digit ms>-<8 hex>.<number>; "
                            "nothing was saved")
     return f"{match.group(1)}.{int(match.group(2)):09d}"
+
+
+#: How far a save stamp's page-load time may be ahead of the server's clock. turnout's
+#: psiturk.js takes the page-load time from the server (the /exp page's
+#: ``turnout-page-load`` meta tag), so a genuine stamp is never ahead; the margin covers a
+#: page without that tag in a browser whose clock runs a little fast. A stamp from further
+#: ahead would sort after every later save and so lock the participant out (each real save
+#: refused with 409): it is refused, and a stored one (planted before this check) is ignored.
+SAVE_STAMP_MAX_AHEAD = timedelta(minutes=5)
+
+
+def latest_acceptable_stamp(ctx: ExperimentContext) -> str:
+    """The largest save-order key not from the future (see ``SAVE_STAMP_MAX_AHEAD``)."""
+    limit_ms = int((ctx.clock.now() + SAVE_STAMP_MAX_AHEAD).timestamp() * 1000)
+    return f"{limit_ms:013d}-ffffffff.999999999"
+
+
+def refuse_future_stamp(key: str | None, limit: str) -> None:
+    if key is not None and key > limit:
+        minutes = int(SAVE_STAMP_MAX_AHEAD.total_seconds() // 60)
+        raise InvalidInput(f"the X-Turnout-Save header's page-load time is more than {minutes} minutes ahead "
+                           "of the server's clock; nothing was saved")
 
 
 _MYSQL_ESCAPED = ("\\", '"', "'", "\0", "\n", "\r", "\x1a")
@@ -327,6 +449,8 @@ def save_data(ctx: ExperimentContext, uniqueid: str, body: bytes, offered: Itera
     afresh, as psiTurk allowed. From other clients, one holding fewer trials than stored.
     """
     key = save_order_key(order)
+    limit = latest_acceptable_stamp(ctx)
+    refuse_future_stamp(key, limit)
     text, data = parse_sync_body(body)
     trials = count_trials(data)
     P = ctx.Participant
@@ -350,7 +474,7 @@ def save_data(ctx: ExperimentContext, uniqueid: str, body: bytes, offered: Itera
                 .execution_options(synchronize_session=False)
             )
         if key is not None:
-            newer = or_(P.save_key.is_(None), P.save_key <= key)
+            newer = or_(P.save_key.is_(None), P.save_key <= key, P.save_key > limit)
         else:
             newer = or_(P.trial_count.is_(None), P.trial_count <= trials)
         _check_statement_fits(session, ctx.db, text)

@@ -263,7 +263,13 @@
     for (var j = 0; j < bytes.length; j += 1) {
       hex += (bytes[j] < 16 ? "0" : "") + bytes[j].toString(16);
     }
-    return ("0000000000000" + new Date().getTime()).slice(-13) + "-" + hex;
+    // The server's time of this page load (the /exp page's meta tag) when there is one:
+    // the server refuses stamps from the future, and a browser's clock may be wrong.
+    var meta = global.document && global.document.querySelector &&
+      global.document.querySelector('meta[name="turnout-page-load"]');
+    var loaded = meta && /^[0-9]{1,13}$/.test(meta.getAttribute("content") || "") ?
+      meta.getAttribute("content") : String(new Date().getTime());
+    return ("0000000000000" + loaded).slice(-13) + "-" + hex;
   }());
   var saveSequence = 0;
 
