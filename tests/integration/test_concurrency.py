@@ -159,10 +159,8 @@ def test_20_concurrent_double_loads_make_one_row(live_server: LiveServer) -> Non
 
     statuses = Counter(status for status, _ in results)
     assert statuses == {200: 20}, _failure(live_server, f"responses: {dict(statuses)}")
-    # The token goes only to the load that made the row; the others (no cookie to prove
-    # they are that browser) get psiTurk's 1008 page, never the token (issue 6).
-    tokens = [token for _, token in results if token is not None]
-    assert len(tokens) == 1, f"{len(tokens)} loads were handed the participant's token"
+    tokens = {token for _, token in results}
+    assert len(tokens) == 1 and None not in tokens, "every load must be handed the one participant's token"
     rows = live_server.rows()
     assert [r.uniqueid for r in rows] == ["WDOUBLE:ADOUBLE"]
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from turnout.services.participants import DOUBLE_LOAD_WINDOW
+
 TOKEN_META = re.compile(rb'name="turnout-participant-token" content="([^"]+)"')
 
 
@@ -58,15 +60,28 @@ def test_exp_for_a_submitted_participant_never_hands_out_their_token(db_app, sub
 
 
 def test_exp_for_an_allocated_participant_from_another_browser_is_1008_without_the_token(
-        db_app, make_participant, read_row) -> None:
+        db_app, make_participant, read_row, clock) -> None:
     first = make_participant(db_app)
     first.open_exp()
+    clock.advance(DOUBLE_LOAD_WINDOW.total_seconds() + 1)
     before = snapshot(db_app, read_row, first.uniqueid)
     stranger = make_participant(db_app, hit="debugX", mode="debug")
     response = stranger.open_exp()
     assert b"<b>Error</b>: 1008" in response.data
     assert stranger.token is None and first.token.encode() not in response.data
     assert snapshot(db_app, read_row, first.uniqueid) == before
+
+
+def test_a_double_load_within_seconds_of_the_first_is_served_the_same_participation(
+        db_app, make_participant, read_row, clock) -> None:
+    # A double click sends both requests before either answer (and its cookie) arrives.
+    first = make_participant(db_app)
+    first.open_exp()
+    clock.advance(DOUBLE_LOAD_WINDOW.total_seconds() - 1)
+    second = make_participant(db_app)  # same ids, no cookie
+    response = second.open_exp()
+    assert b"<b>Error</b>: 1008" not in response.data
+    assert second.token == first.token == read_row(db_app, first.uniqueid).token
 
 
 def test_returning_participant_with_its_cookie_gets_the_same_page_and_token(db_app, make_participant,

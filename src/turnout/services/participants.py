@@ -16,7 +16,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -275,7 +275,27 @@ def _existing_for_exp(ctx: ExperimentContext, rows: list[Any], assignment_id: st
         return participant
     if debug:
         return _fresh_debug_token(ctx, participant)
+    if _double_load(ctx, participant):
+        return participant
     raise ExperimentError("already_started_exp")
+
+
+# A second load of /exp this soon after the first made the row, before the task began, is
+# the same person's double click: both requests leave before either answer (and its cookie)
+# arrives, and the browser shows whichever page came last. Refusing it would strand that
+# participant on psiTurk's 1008 for good (the cancelled first page never stored its
+# cookie). A stranger would need the assignment id within these seconds of the accept, and
+# would find a participation with no data in it yet.
+DOUBLE_LOAD_WINDOW = timedelta(seconds=10)
+
+
+def _double_load(ctx: ExperimentContext, participant: Any) -> bool:
+    began = participant.beginhit
+    if participant.status != Status.ALLOCATED or began is None:
+        return False
+    if began.tzinfo is None:
+        began = began.replace(tzinfo=UTC)
+    return timedelta(0) <= ctx.clock.now() - began <= DOUBLE_LOAD_WINDOW
 
 
 def _fresh_debug_token(ctx: ExperimentContext, participant: Any) -> Any:
