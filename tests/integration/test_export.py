@@ -296,3 +296,15 @@ def test_cli_export_says_how_many_debug_runs_it_left_out(with_debug, project_dir
     assert again.exit_code == 0, again.output
     assert "debug participants" not in again.output
     assert "debugW:debugA" in (out / "trialdata.csv").read_text(encoding="utf-8")
+
+
+def test_participant_csv_helpers_survive_data_too_deep_to_parse(app, make_participant, read_row) -> None:
+    """psiTurk's get_trial_data & co. on a stored datastring nested past Python's recursion
+    limit give empty CSV, not a RecursionError (a 500 in a custom.py route)."""
+    db = app.extensions["turnout"].db
+    P = db.models.Participant
+    with db.begin() as session:
+        session.add(P(uniqueid="WDEEP:ADEEP", workerid="WDEEP", assignmentid="ADEEP", hitid="H",
+                      mode="sandbox", status=3, datastring="[" * 100_000 + "]" * 100_000))
+    row = read_row(app, "WDEEP:ADEEP")
+    assert (row.get_trial_data(), row.get_event_data(), row.get_question_data()) == ("", "", "")

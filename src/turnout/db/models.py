@@ -114,7 +114,7 @@ def build_models(tables: TableNames) -> Models:
         def _data(self) -> dict[str, Any] | None:
             try:
                 data = json.loads(self.datastring or "")
-            except ValueError:
+            except (ValueError, RecursionError):  # psiTurk databases hold anything
                 return None
             return data if isinstance(data, dict) else None
 
