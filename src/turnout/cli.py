@@ -218,9 +218,11 @@ def _check_app_builds(settings: Settings) -> None:
 @click.option("--mode", help="Only participants of this mode (debug, sandbox, live, local).")
 @click.option("--include-debug", is_flag=True,
               help="Also export debug runs (hitId debug..., or mode debug); left out by default.")
+@click.option("--include-excluded", is_flag=True,
+              help="Also export rows excluded by `turnout reconcile fix ... exclude`; left out by default.")
 @click.pass_context
 def export(ctx: click.Context, out_dir: Path, fmt: str, codeversion: str | None, mode: str | None,
-           include_debug: bool) -> None:
+           include_debug: bool, include_excluded: bool) -> None:
     """Write the participants' data files (psiTurk's download_datafiles), streamed."""
     from turnout.errors import TurnoutError
     from turnout.services.export import export as run_export
@@ -229,7 +231,7 @@ def export(ctx: click.Context, out_dir: Path, fmt: str, codeversion: str | None,
     database = _database(settings)
     try:
         result = run_export(database, out_dir, fmt=fmt, codeversion=codeversion, mode=mode,
-                            include_debug=include_debug)
+                            include_debug=include_debug, include_excluded=include_excluded)
     except OSError as exc:
         raise CliError(f"cannot write to {out_dir}: {exc.strerror}") from None
     except TurnoutError as exc:
@@ -239,6 +241,9 @@ def export(ctx: click.Context, out_dir: Path, fmt: str, codeversion: str | None,
     if not result.debug_included:
         click.echo(f"left out {result.debug_left_out} debug participants with data "
                    "(pass --include-debug to export them)")
+    if result.excluded_left_out:
+        click.echo(f"left out {result.excluded_left_out} participants excluded by reconciliation "
+                   "(pass --include-excluded to export them)")
     if result.unreadable:
         shown = ", ".join(result.unreadable[:5]) + (", ..." if len(result.unreadable) > 5 else "")
         click.echo(f"left out {len(result.unreadable)} participants whose stored data is not readable "

@@ -308,3 +308,24 @@ def test_participant_csv_helpers_survive_data_too_deep_to_parse(app, make_partic
                       mode="sandbox", status=3, datastring="[" * 100_000 + "]" * 100_000))
     row = read_row(app, "WDEEP:ADEEP")
     assert (row.get_trial_data(), row.get_event_data(), row.get_question_data()) == ("", "", "")
+
+
+def test_rows_excluded_by_reconciliation_are_left_out_unless_asked(study, project_dir: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    db = study.extensions["turnout"].db
+    X = db.models.Exclusion
+    with db.begin() as session:
+        session.add(X(study=db.tables.participants, uniqueid="WB:AB", assignment_id="AB", reason="duplicate",
+                      actor="test", at=datetime.now(UTC)))
+    left = export(db, tmp_path / "a")
+    assert "WB:AB" not in {row[0] for row in read_csv(left.files["questiondata"])}
+    assert left.excluded_left_out == 1
+    both = export(db, tmp_path / "b", include_excluded=True)
+    assert "WB:AB" in {row[0] for row in read_csv(both.files["questiondata"])}
+    assert both.excluded_left_out == 0
+    monkeypatch.setenv("TURNOUT_DATABASE_URL", db.engine.url.render_as_string(hide_password=False))
+    shown = CliRunner().invoke(main, ["-C", str(project_dir), "export", "--out", str(tmp_path / "c")])
+    assert shown.exit_code == 0, shown.output
+    assert "left out 1 participants excluded by reconciliation (pass --include-excluded" in shown.output

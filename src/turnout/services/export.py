@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import func, inspect, not_, or_, select
+from sqlalchemy import and_, func, inspect, not_, or_, select
 
 from turnout.db.engine import Database
 from turnout.errors import NotFound
@@ -69,13 +69,24 @@ def not_debug(P: Any) -> Any:
     return not_(or_(func.coalesce(P.mode, "") == "debug", P.hitid.like("debug%")))
 
 
+def excluded(db: Database, P: Any) -> Any | None:
+    """Rows excluded by reconciliation (``turnout reconcile fix ... exclude``), or None for
+    a database from before that table (a psiTurk one not yet upgraded)."""
+    X = db.models.Exclusion
+    if not inspect(db.engine).has_table(X.__tablename__):
+        return None
+    return P.uniqueid.in_(select(X.uniqueid).where(X.study == P.__tablename__))
+
+
 def iter_datastrings(db: Database, *, codeversion: str | None = None, mode: str | None = None,
-                     batch: int = 200, include_debug: bool = True) -> Iterator[tuple[str, str | None, str | None, str | None]]:
+                     batch: int = 200, include_debug: bool = True,
+                     include_excluded: bool = True) -> Iterator[tuple[str, str | None, str | None, str | None]]:
     """(uniqueid, codeversion, mode, datastring) in primary-key order, a page at a time.
 
     Keyset pages keep each query small and never hold more than ``batch`` blobs in memory.
     """
     P = db.models.Participant
+    left_out = None if include_excluded else excluded(db, P)
     last = ""
     while True:
         stmt = select(P.uniqueid, P.codeversion, P.mode, P.datastring).where(P.uniqueid > last)
@@ -85,6 +96,8 @@ def iter_datastrings(db: Database, *, codeversion: str | None = None, mode: str 
             stmt = stmt.where(P.mode == mode)
         if not include_debug:
             stmt = stmt.where(not_debug(P))
+        if left_out is not None:
+            stmt = stmt.where(not_(left_out))
         with db.engine.connect() as conn:
             rows = conn.execute(stmt.order_by(P.uniqueid).limit(batch)).all()
         if not rows:
@@ -125,6 +138,8 @@ class ExportResult:
     unreadable: list[str] = field(default_factory=list)  # uniqueids whose stored data is not readable
     debug_included: bool = False
     debug_left_out: int = 0
+    excluded_included: bool = False
+    excluded_left_out: int = 0
 
 
 def _lines(kind: str, uniqueid: str, data: dict[str, Any], fmt: str) -> list[Any]:
@@ -142,9 +157,9 @@ def _lines(kind: str, uniqueid: str, data: dict[str, Any], fmt: str) -> list[Any
     return lines
 
 
-def _count_debug(db: Database, codeversion: str | None, mode: str | None) -> int:
+def _count_left_out(db: Database, codeversion: str | None, mode: str | None, condition: Any) -> int:
     P = db.models.Participant
-    stmt = select(func.count()).select_from(P).where(not_(not_debug(P)), P.datastring.is_not(None))
+    stmt = select(func.count()).select_from(P).where(condition, P.datastring.is_not(None))
     if codeversion is not None:
         stmt = stmt.where(P.codeversion == codeversion)
     if mode is not None:
@@ -154,12 +169,13 @@ def _count_debug(db: Database, codeversion: str | None, mode: str | None) -> int
 
 
 def export(db: Database, out_dir: Path, *, fmt: str = "csv", codeversion: str | None = None,
-           mode: str | None = None, include_debug: bool = False) -> ExportResult:
+           mode: str | None = None, include_debug: bool = False, include_excluded: bool = False) -> ExportResult:
     """Write the three files into ``out_dir``; returns rows written per file and what was left out.
 
     ``fmt='json'`` writes JSON Lines (one object per row, keys named after psiTurk's columns).
     Debug runs are left out unless ``include_debug`` (or ``mode='debug'``) asks for them:
-    psiTurk's export mixed them into the real data.
+    psiTurk's export mixed them into the real data. Rows excluded by reconciliation are left
+    out unless ``include_excluded``.
     """
     table = db.models.Participant.__tablename__
     if not inspect(db.engine).has_table(table):
@@ -170,7 +186,8 @@ def export(db: Database, out_dir: Path, *, fmt: str = "csv", codeversion: str | 
     suffix = "csv" if fmt == "csv" else "jsonl"
     files = {k: out_dir / f"{k}.{suffix}" for k in KINDS}
     temps = {k: out_dir / f".{k}.{suffix}.{os.getpid()}.tmp" for k in KINDS}
-    result = ExportResult(counts=dict.fromkeys(KINDS, 0), files=files, debug_included=include_debug)
+    result = ExportResult(counts=dict.fromkeys(KINDS, 0), files=files, debug_included=include_debug,
+                          excluded_included=include_excluded)
     try:
         with ExitStack() as stack:
             # backslashreplace: a lone surrogate already stored is written as \udXXX, not a crash.
@@ -180,7 +197,8 @@ def export(db: Database, out_dir: Path, *, fmt: str = "csv", codeversion: str | 
                 for k in KINDS}
             writers = {k: csv.writer(h) for k, h in handles.items()}
             for uniqueid, _cv, _mode, datastring in iter_datastrings(db, codeversion=codeversion, mode=mode,
-                                                                     include_debug=include_debug):
+                                                                     include_debug=include_debug,
+                                                                     include_excluded=include_excluded):
                 data = _parsed(datastring)
                 if data is None:
                     if datastring:
@@ -202,6 +220,11 @@ def export(db: Database, out_dir: Path, *, fmt: str = "csv", codeversion: str | 
     finally:
         for temp in temps.values():
             temp.unlink(missing_ok=True)
+    P = db.models.Participant
     if not include_debug:
-        result.debug_left_out = _count_debug(db, codeversion, mode)
+        result.debug_left_out = _count_left_out(db, codeversion, mode, not_(not_debug(P)))
+    left_out = None if include_excluded else excluded(db, P)
+    if left_out is not None:
+        condition = left_out if include_debug else and_(left_out, not_debug(P))
+        result.excluded_left_out = _count_left_out(db, codeversion, mode, condition)
     return result
