@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import string
@@ -47,15 +48,80 @@ class OneLineGroup(click.Group):
             raise _one_line(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
+        if ctx.parent is None and "project" in ctx.params:
+            # The one place every command passes through: a command that needs a project
+            # stops here, before it parses its own arguments further or creates anything.
+            command = _command_to_run(self, ctx)
+            if command is not None and needs_project(command):
+                require_project(ctx.params["project"])
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:  # a subcommand's arguments, or an unknown command
             raise _one_line(exc) from None
 
 
+def no_project(command: click.Command) -> click.Command:
+    """Mark a command that works outside a project folder (``init``, ``hash-password``-style
+    helpers). Every other command gets the "not a project" check before it runs, so a new
+    command module needs nothing to be safe outside a project::
+
+        @no_project
+        @main.command()
+        def hash_password(...): ...
+    """
+    command.needs_project = False  # type: ignore[attr-defined]
+    return command
+
+
+def needs_project(command: click.Command) -> bool:
+    return getattr(command, "needs_project", True)
+
+
+def _command_to_run(group: click.Group, ctx: click.Context) -> click.Command | None:
+    """The leaf command the rest of the command line names, or None when click will show help
+    or a usage error instead (no subcommand, an unknown name, ``--help`` anywhere)."""
+    rest = [*getattr(ctx, "_protected_args", []), *ctx.args]
+    if "--" in rest:
+        rest = rest[:rest.index("--")]
+    if any(arg in ("-h", "--help") for arg in rest):
+        return None
+    command: click.Command = group
+    while isinstance(command, click.Group):
+        if not rest:
+            return None
+        found = command.get_command(ctx, rest.pop(0))
+        if found is None:
+            return None
+        command = found
+    return command
+
+
+def require_project(project: str | Path) -> Path:
+    """Stop with one line unless ``project`` is a turnout/psiTurk project folder (it holds a
+    ``config.txt`` file). Run before anything is opened, so a command outside a project
+    creates no participants.db, marketplace store or log, and does not fall back to
+    defaults (sandbox mode, a fresh database) that would mislead the next command."""
+    folder = Path(project).absolute()
+    config = folder / "config.txt"
+    how = "name the project folder with -C DIR, or create one with `turnout init DIR`"
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "no such project folder"
+        raise CliError(f"{folder}: {what}; {how}")
+    if config.is_dir():
+        raise CliError(f"{config} is a folder, not a file; a project's settings live in the file config.txt")
+    if not config.exists():
+        raise CliError(f"{folder} is not a turnout (psiTurk) project: it has no config.txt; {how}")
+    if not os.access(config, os.R_OK):
+        raise CliError(f"{config}: cannot read it (permission denied)")
+    return folder
+
+
 def _settings(ctx: click.Context) -> Settings:
+    """The project's settings, for any command that needs a project (checks it is one first)."""
+    project = ctx.find_root().params.get("project", ctx.obj["project"])
+    require_project(project)
     try:
-        return load_settings(ctx.obj["project"])
+        return load_settings(project)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
 
@@ -85,6 +151,7 @@ def main(ctx: click.Context, project: Path) -> None:
     ctx.obj["project"] = project
 
 
+@no_project
 @main.command()
 @click.argument("directory", type=click.Path(path_type=Path))
 def init(directory: Path) -> None:
