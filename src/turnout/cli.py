@@ -228,12 +228,15 @@ def debug(ctx: click.Context, print_only: bool) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None, demo: bool) -> None:
     """Serve the experiment with gunicorn (upgrading the database schema first)."""
+    from turnout.config import check_database_writable, check_tls_files
     from turnout.db.migrate import upgrade
     from turnout.project import load_project
     from turnout.server import run_gunicorn
 
     settings = _settings(ctx)
     try:
+        check_tls_files(settings)
+        check_database_writable(settings)
         load_project(settings.project_dir, with_custom=False)
     except ConfigError as exc:
         raise CliError(str(exc)) from None

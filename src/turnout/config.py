@@ -339,3 +339,89 @@ def load_settings(project_dir: str | Path = ".", environ: Mapping[str, str] | No
         marketplace_store=store if store.is_absolute() else project / store,
         simulate_arrival_rate=raw.number("Marketplace", "simulate_arrival_rate", minimum=0),
     )
+
+
+def check_tls_files(settings: Settings) -> tuple[Path, Path] | None:
+    """The certificate and key ``turnout serve`` will use for https, checked; None for http.
+
+    Why here and not in gunicorn: gunicorn reads them in every worker, so a wrong path
+    ended in a traceback per worker in server.log and a server that never answered.
+    """
+    raw = settings.raw
+    where = {key: raw.where("Server Parameters", key) for key in ("certfile", "keyfile")}
+    given = {"certfile": settings.certfile, "keyfile": settings.keyfile}
+    if not any(given.values()):
+        return None
+    for key, other in (("certfile", "keyfile"), ("keyfile", "certfile")):
+        if given[key] and not given[other]:
+            raise ConfigError(f"{where[key]} is set but {other} is empty: https needs both "
+                              "(leave both empty to serve http)")
+    paths = {}
+    for key, value in given.items():
+        path = Path(value) if Path(value).is_absolute() else settings.project_dir / value
+        if not path.exists():
+            raise ConfigError(f"{where[key]}: {path}: no such file")
+        if not path.is_file():
+            raise ConfigError(f"{where[key]}: {path} is not a file")
+        try:
+            path.open("rb").close()
+        except OSError as exc:
+            raise ConfigError(f"{where[key]}: {path}: cannot read it ({exc.strerror})") from None
+        paths[key] = path
+    import ssl
+
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(paths["certfile"], paths["keyfile"])
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or str(exc)
+        raise ConfigError(f"{where['certfile']} and keyfile: {paths['certfile']} and {paths['keyfile']} are not "
+                          f"a PEM certificate and its private key ({reason})") from None
+    return paths["certfile"], paths["keyfile"]
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    """The file of a SQLite database URL (None for other databases and in-memory ones)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(database_url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def check_database_writable(settings: Settings) -> None:
+    """Refuse a SQLite database the server could read but not write.
+
+    Why: SQLite opens a read-only file without complaint, so the server used to start and
+    then answer every participant's /exp with a 500. Writing needs the file and its folder
+    (SQLite writes its -wal/-journal files beside it). The checks open for writing and
+    create a scratch file rather than asking os.access, which says yes to root even on a
+    read-only or immutable file.
+    """
+    path = sqlite_path(settings.database_url)
+    if path is None:
+        return
+    where = settings.raw.where("Database Parameters", "database_url")
+    how = "make it writable for this user, or set database_url to a database that is"
+    if path.exists():
+        if not path.is_file():
+            raise ConfigError(f"{where}: {path} is not a file")
+        try:
+            with path.open("r+b"):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"{where}: the database {path} is read-only ({exc.strerror}); {how}") from None
+    folder = path.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{where}: the folder {folder} of the database does not exist")
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".turnout-write-check-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{where}: the folder {folder} of the database {path.name} is read-only "
+                          f"({exc.strerror}); SQLite writes its journal there; {how}") from None
