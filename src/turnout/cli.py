@@ -154,7 +154,8 @@ def main(ctx: click.Context, project: Path) -> None:
 @no_project
 @main.command()
 @click.argument("directory", type=click.Path(path_type=Path))
-def init(directory: Path) -> None:
+@click.option("--for-demo", is_flag=True, hidden=True, help="Leave out the next steps (make demo does them).")
+def init(directory: Path, for_demo: bool) -> None:
     """Create a new project in DIRECTORY: a complete Stroop experiment to start from."""
     if directory.exists() and not directory.is_dir():
         raise CliError(f"{directory} is a file; choose a new folder")
@@ -171,7 +172,10 @@ def init(directory: Path) -> None:
     if "secret_key =" in text:
         text = text.replace("secret_key =", f"secret_key = {secrets.token_urlsafe(32)}", 1)
         config.write_text(text, encoding="utf-8")
-    click.echo(f"Created {directory}. Next:\n  cd {directory}\n  turnout db upgrade\n  turnout serve")
+    if for_demo:
+        click.echo(f"Created {directory}, a copy of the Stroop study.")
+    else:
+        click.echo(f"Created {directory}. Next:\n  cd {directory}\n  turnout db upgrade\n  turnout serve")
 
 
 @main.group()
@@ -205,10 +209,12 @@ def debug_url(settings: Settings, host: str | None = None, port: int | None = No
     def rand() -> str:
         return "debug" + "".join(secrets.choice(alphabet) for _ in range(6))
 
-    shown = host or settings.host
+    served = settings.served_at() if host is None and port is None else None
+    protocol, shown, port = served or ("https" if settings.certfile and settings.keyfile else "http",
+                                       host or settings.host, port or settings.port)
     if shown in ("0.0.0.0", "::"):
         shown = "localhost"
-    base = f"http://{shown}:{port or settings.port}/ad"
+    base = f"{protocol}://{shown}:{port}/ad"
     return f"{base}?assignmentId={rand()}&hitId={rand()}&workerId={rand()}&mode=debug"
 
 
@@ -245,22 +251,60 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     database.dispose()
     host, port = host or settings.host, port if port is not None else settings.port
     _check_app_builds(settings)
-    shown = "localhost" if host in ("0.0.0.0", "::") else host
-    click.echo(f"turnout serving {settings.project_dir} on http://{shown}:{port}/ "
-               f"({workers or settings.threads} worker processes, marketplace mode {settings.default_mode})")
-    click.echo("  open:")
-    click.echo(f"    the experiment, as a debug participant: {debug_url(settings, host, port)}")
-    if settings.default_mode == "local":
-        click.echo(f"    the worker site (take the study as an MTurk worker would): http://{shown}:{port}/_mturk/worker/")
-        click.echo(f"    the offline MTurk requester endpoint (boto3, turnout hit/worker): http://{shown}:{port}/_mturk/")
-        if settings.simulate_arrival_rate > 0:
-            click.echo(f"  simulated workers arrive about {settings.simulate_arrival_rate:g} a minute "
-                       "([Marketplace] simulate_arrival_rate)")
     if demo:
-        click.echo("  stop with Ctrl-C; the data stays in participants.db "
-                   "(`turnout export`, `turnout worker list`)")
-    sys.stdout.flush()
-    run_gunicorn(settings, host=host, port=port, workers=workers)
+        from turnout.events import SHOW_ENV
+
+        os.environ[SHOW_ENV] = "1"  # the workers and the arrivals process print events here too
+
+    def banner(server: Any) -> None:
+        click.echo(serve_banner(settings, server, demo=demo))
+        sys.stdout.flush()
+
+    run_gunicorn(settings, host=host, port=port, workers=workers, on_ready=banner)
+
+
+def serve_banner(settings: Settings, server: Any, *, demo: bool = False) -> str:
+    """What ``turnout serve`` prints once gunicorn listens, read from gunicorn's own settings
+    (``server`` is its arbiter), so the numbers are what runs, whoever chose them."""
+    from sqlalchemy.engine import make_url
+
+    cfg = server.cfg
+    bound = server.LISTENERS[0].sock.getsockname() if server.LISTENERS else (settings.host, settings.port)
+    host, port = str(cfg.bind[0]).rsplit(":", 1)[0] if cfg.bind else settings.host, int(bound[1])
+    shown = "localhost" if host in ("0.0.0.0", "::", "[::]") else host
+    protocol = "https" if cfg.certfile else "http"
+    base = f"{protocol}://{shown}:{port}"
+    threads = f", {cfg.threads} threads each" if cfg.worker_class_str == "gthread" else ""
+    workers = f"{cfg.workers} worker process{'es' if cfg.workers != 1 else ''}"
+    logfile = settings.logfile
+    level = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"][settings.loglevel]
+    log = ("the terminal" if logfile in ("", "-")
+           else str(Path(logfile) if Path(logfile).is_absolute() else settings.project_dir / logfile))
+    lines = [
+        f"turnout serving {settings.project_dir} on {base}/ (marketplace mode {settings.default_mode})",
+        f"  server: gunicorn, {workers} ({cfg.worker_class_str}{threads}); "
+        f"database {make_url(settings.database_url).render_as_string(hide_password=True)}",
+        f"  log: {log} (level {level}; loglevel in config.txt)",
+        "  open:",
+        f"    the experiment, as a debug participant: {debug_url(settings, shown, port)}",
+    ]
+    if settings.default_mode == "local":
+        lines += [
+            f"    the worker site (take the study as an MTurk worker would): {base}/_mturk/worker/",
+            f"    the offline MTurk requester endpoint (boto3, turnout hit/worker): {base}/_mturk/",
+        ]
+        try:
+            lines.append(f"  HITs posted in local mode send workers to {settings.ad_url('local')}")
+        except ConfigError as exc:
+            lines.append(f"  HITs cannot be posted yet: {exc}")
+        if settings.simulate_arrival_rate > 0:
+            lines.append(f"  simulated workers arrive about {settings.simulate_arrival_rate:g} a minute "
+                         "([Marketplace] simulate_arrival_rate)")
+    if demo:
+        lines.append("  stop with Ctrl-C; the data stays in participants.db "
+                     "(`turnout export`, `turnout worker list`)")
+        lines.append("  what happens (HIT posted, worker accepted/finished/returned, participant completed):")
+    return "\n".join(lines)
 
 
 def _check_app_builds(settings: Settings) -> None:

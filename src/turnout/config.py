@@ -214,19 +214,82 @@ class Settings:
             return fallback
         return self.raw.text(section, key)
 
-    def ad_url(self) -> str:
-        """The public URL of the ad page that MTurk's ExternalQuestion points at."""
+    def ad_url(self, mode: str | None = None) -> str:
+        """The public URL of the ad page that MTurk's ExternalQuestion points at.
+
+        In local mode (``mode``, else launch_in_mode) every ad_url_* key that no file or
+        variable sets follows where this project's server listens: the address ``turnout
+        serve`` recorded when it started (``--port``, ``PSITURK_PORT``), else host and port
+        from the settings. Why: the offline marketplace's workers are on this machine, so a
+        fixed ad_url_port (22362) sent them to nothing when the server ran elsewhere.
+        """
         raw = self.raw
         if raw.has_option("HIT Configuration", "ad_url") and raw.text("HIT Configuration", "ad_url"):
             return raw.text("HIT Configuration", "ad_url")
         parts = {}
+        local = (mode or self.default_mode) == "local"
+        served = self.served_at() if local else None
         for key in ("ad_url_protocol", "ad_url_domain", "ad_url_port", "ad_url_route"):
             value = raw.text("HIT Configuration", key)
+            if local and not self.set_explicitly("HIT Configuration", key):
+                protocol, domain, port = served or ("https" if self.certfile and self.keyfile else "http",
+                                                    _reachable(self.host), self.port)
+                value = {"ad_url_protocol": protocol, "ad_url_domain": domain, "ad_url_port": str(port),
+                         "ad_url_route": value or "pub"}[key]
             if not value:
                 raise ConfigError(f"{raw.where('HIT Configuration', key)}: must be set to post HITs")
             parts[key] = value
         return (f"{parts['ad_url_protocol']}://{parts['ad_url_domain']}:{parts['ad_url_port']}/"
                 f"{parts['ad_url_route'].lstrip('/')}")
+
+    def set_explicitly(self, section: str, key: str) -> bool:
+        """Whether a file or variable (not turnout's defaults) gave ``key`` a value."""
+        origin = self.raw.origins.get((section, key), "defaults")
+        return origin not in ("defaults", "cloud defaults") and bool(self.raw.text(section, key))
+
+    def served_at(self) -> tuple[str, str, int] | None:
+        """(protocol, host, port) of this project's running ``turnout serve``, if one runs."""
+        return read_serving_file(self.project_dir)
+
+
+SERVING_FILE = Path(".turnout") / "serving.json"
+
+
+def _reachable(host: str) -> str:
+    """A host a browser on this machine can open: not the wildcard the server binds to."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def write_serving_file(project_dir: Path, protocol: str, host: str, port: int, pid: int) -> Path:
+    """Record where ``turnout serve`` listens, for local-mode ad URLs made by other commands."""
+    import json
+
+    path = project_dir / SERVING_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps({"protocol": protocol, "host": _reachable(host), "port": port, "pid": pid}),
+                         encoding="utf-8")
+    temporary.replace(path)
+    return path
+
+
+def read_serving_file(project_dir: Path) -> tuple[str, str, int] | None:
+    """The address in the serving file, if the server that wrote it still runs."""
+    import json
+
+    try:
+        data = json.loads((project_dir / SERVING_FILE).read_text(encoding="utf-8"))
+        pid, port = int(data["pid"]), int(data["port"])
+        protocol, host = str(data["protocol"]), str(data["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None  # left behind by a server that was killed
+    except PermissionError:
+        pass  # alive, another user's
+    return protocol, host, port
 
 
 def normalize_database_url(url: str, project_dir: Path, where: str) -> str:

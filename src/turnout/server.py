@@ -8,9 +8,10 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from turnout.config import Settings
+from turnout.config import SERVING_FILE, Settings, read_serving_file, write_serving_file
 
 LOG_LEVELS = [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL]
 
@@ -27,6 +28,9 @@ def configure_logging(settings: Settings) -> None:
         handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"))
     root.handlers[:] = [handler]
+    from turnout.events import show_on_terminal
+
+    show_on_terminal()  # turnout serve --demo: HIT posted, worker accepted... on the terminal too
 
 
 def build_wsgi(settings: Settings) -> Any:
@@ -116,7 +120,17 @@ def _end_worker_process(server: Any, worker: Any) -> None:
     os._exit(0)
 
 
-def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int | None = None) -> None:
+def _written_by(path: Any, pid: int) -> bool:
+    import json
+
+    try:
+        return int(json.loads(path.read_text(encoding="utf-8"))["pid"]) == pid
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int | None = None,
+                 on_ready: Callable[[Any], None] | None = None) -> None:
     """Run gunicorn in this process with ``workers`` processes (config ``threads``)."""
     from gunicorn.app.base import BaseApplication
 
@@ -139,6 +153,23 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int | Non
     if settings.certfile and settings.keyfile:
         options["certfile"] = str(settings.project_dir / settings.certfile)
         options["keyfile"] = str(settings.project_dir / settings.keyfile)
+    protocol = "https" if settings.certfile and settings.keyfile else "http"
+
+    def record_address(server: Any) -> None:
+        """Write down where the master listens (the port it really bound), so local-mode ad
+        URLs made by this server, its arrivals and `turnout hit create` point here."""
+        address = server.LISTENERS[0].sock.getsockname() if server.LISTENERS else (host, port)
+        write_serving_file(settings.project_dir, protocol, host, int(address[1]), os.getpid())
+        if on_ready is not None:
+            on_ready(server)  # the banner: printed once listening, from gunicorn's real settings
+
+    def forget_address(server: Any) -> None:
+        path = settings.project_dir / SERVING_FILE
+        if read_serving_file(settings.project_dir) is not None and _written_by(path, os.getpid()):
+            path.unlink(missing_ok=True)
+
+    options["when_ready"] = record_address
+    options["on_exit"] = forget_address
 
     class TurnoutServer(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -62,7 +63,8 @@ def test_ctrl_c_stops_every_process_cleanly(project_dir: Path, tmp_path: Path) -
     log = project_dir / "server.log"
     terminal = tmp_path / "terminal.txt"
     with open(terminal, "wb") as out:
-        process = subprocess.Popen([TURNOUT, "-C", str(project_dir), "serve", "--port", str(port), "--workers", "2"],
+        process = subprocess.Popen([TURNOUT, "-C", str(project_dir), "serve", "--demo", "--port", str(port),
+                                    "--workers", "2"],
                                    env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     idle: list[socket.socket] = []
     try:
@@ -71,6 +73,9 @@ def test_ctrl_c_stops_every_process_cleanly(project_dir: Path, tmp_path: Path) -
         deadline = time.monotonic() + 60
         while _lock_is_free(lock):  # the arrivals process is up once it holds the store's lock
             assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        while "posted in the offline marketplace" not in terminal.read_text():  # the demo's event lines
+            assert time.monotonic() < deadline, terminal.read_text()
             time.sleep(0.2)
         # Connections on which the client has sent nothing yet, as a browser's preconnect
         # leaves them: a request thread waits on each.
@@ -101,6 +106,11 @@ def test_ctrl_c_stops_every_process_cleanly(project_dir: Path, tmp_path: Path) -
     assert "Traceback" not in text and "Traceback" not in printed, text + printed
     assert "ignored due to race condition" not in text + printed
     assert text.count("started the simulated-arrivals process") == 1, text
+    # The banner says what runs and where the log is; events reach the terminal (item 5).
+    assert "  server: gunicorn, 2 worker processes" in printed
+    assert f"  log: {log} (level INFO" in printed
+    assert re.search(r"^  \d\d:\d\d:\d\d  HIT \w+ posted in the offline marketplace$", printed, re.MULTILINE), printed
+    assert "posted in the offline marketplace" in text  # and server.log has them too
 
 
 # --- the gunicorn hooks behind it ----------------------------------------------------------
@@ -147,3 +157,43 @@ def test_the_master_reaping_a_worker_is_not_ended(monkeypatch: pytest.MonkeyPatc
     except SystemExit:
         server._end_worker_process(None, _Worker(os.getpid() + 1))
     assert ended == []
+
+
+# --- the demo's terminal ----------------------------------------------------------------------------
+
+
+def test_events_print_on_the_terminal_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import logging
+
+    from turnout import events
+
+    monkeypatch.setattr(events.log, "handlers", [])
+    events.show_on_terminal(io.StringIO())
+    assert events.log.handlers == []  # not a demo: server.log only
+    monkeypatch.setenv(events.SHOW_ENV, "1")
+    terminal = io.StringIO()
+    events.show_on_terminal(terminal)
+    events.show_on_terminal(terminal)  # configured twice (a worker rebuilding its app): one handler
+    assert len(events.log.handlers) == 1
+    events.marketplace_event("AssignmentAccepted", hit_id="H1", assignment_id="A1", worker_id="W1")
+    events.marketplace_event("QualificationGranted", worker_id="W1")  # not one a researcher watches
+    events.participant_completed("W1", "A1", "local")
+    lines = terminal.getvalue().splitlines()
+    assert [line[12:] for line in lines] == ["worker W1 accepted HIT H1",
+                                             "participant W1 (assignment A1, mode local) completed the study"]
+    assert events.log.getEffectiveLevel() == logging.INFO
+
+
+def test_init_for_make_demo_leaves_out_the_next_steps(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from turnout.cli import main
+
+    plain = CliRunner().invoke(main, ["init", str(tmp_path / "a")])
+    demo = CliRunner().invoke(main, ["init", "--for-demo", str(tmp_path / "b")])
+    assert "turnout db upgrade" in plain.output and "turnout serve" in plain.output
+    assert demo.exit_code == 0 and demo.output == f"Created {tmp_path / 'b'}, a copy of the Stroop study.\n"
+    assert "--for-demo" not in CliRunner().invoke(main, ["init", "--help"]).output
+    makefile = (Path(__file__).parents[2] / "Makefile").read_text()
+    assert "turnout init --for-demo" in makefile and "TURNOUT_AD_URL_PORT" not in makefile
