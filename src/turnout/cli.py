@@ -80,7 +80,8 @@ def needs_project(command: click.Command) -> bool:
 def _command_to_run(group: click.Group, ctx: click.Context) -> click.Command | None:
     """The leaf command the rest of the command line names, or None when click will show help
     or a usage error instead (no subcommand, an unknown name, ``--help`` anywhere)."""
-    rest = [*getattr(ctx, "_protected_args", []), *ctx.args]
+    protected = ctx._protected_args if hasattr(ctx, "_protected_args") else ctx.protected_args  # click < 8.2
+    rest = [*protected, *ctx.args]
     if "--" in rest:
         rest = rest[:rest.index("--")]
     if any(arg in ("-h", "--help") for arg in rest):
