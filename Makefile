@@ -19,9 +19,9 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	@test -d $(DEMO_DIR) || $(VENV)/bin/turnout init $(DEMO_DIR)
+	@test -d $(DEMO_DIR) || $(VENV)/bin/turnout init --for-demo $(DEMO_DIR)
 	cd $(DEMO_DIR) && ../$(VENV)/bin/turnout db upgrade && \
-	  TURNOUT_SIMULATE_ARRIVAL_RATE=$${TURNOUT_SIMULATE_ARRIVAL_RATE:-4} TURNOUT_AD_URL_PORT=$(PORT) \
+	  TURNOUT_SIMULATE_ARRIVAL_RATE=$${TURNOUT_SIMULATE_ARRIVAL_RATE:-4} \
 	  exec ../$(VENV)/bin/turnout serve --demo --port $(PORT)
 
 # Chromium for the browser tests comes from Debian's packages; install it when missing.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import string
@@ -47,15 +48,81 @@ class OneLineGroup(click.Group):
             raise _one_line(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
+        if ctx.parent is None and "project" in ctx.params:
+            # The one place every command passes through: a command that needs a project
+            # stops here, before it parses its own arguments further or creates anything.
+            command = _command_to_run(self, ctx)
+            if command is not None and needs_project(command):
+                require_project(ctx.params["project"])
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:  # a subcommand's arguments, or an unknown command
             raise _one_line(exc) from None
 
 
+def no_project(command: click.Command) -> click.Command:
+    """Mark a command that works outside a project folder (``init``, ``hash-password``-style
+    helpers). Every other command gets the "not a project" check before it runs, so a new
+    command module needs nothing to be safe outside a project::
+
+        @no_project
+        @main.command()
+        def hash_password(...): ...
+    """
+    command.needs_project = False  # type: ignore[attr-defined]
+    return command
+
+
+def needs_project(command: click.Command) -> bool:
+    return getattr(command, "needs_project", True)
+
+
+def _command_to_run(group: click.Group, ctx: click.Context) -> click.Command | None:
+    """The leaf command the rest of the command line names, or None when click will show help
+    or a usage error instead (no subcommand, an unknown name, ``--help`` anywhere)."""
+    protected = ctx._protected_args if hasattr(ctx, "_protected_args") else ctx.protected_args  # click < 8.2
+    rest = [*protected, *ctx.args]
+    if "--" in rest:
+        rest = rest[:rest.index("--")]
+    if any(arg in ("-h", "--help") for arg in rest):
+        return None
+    command: click.Command = group
+    while isinstance(command, click.Group):
+        if not rest:
+            return None
+        found = command.get_command(ctx, rest.pop(0))
+        if found is None:
+            return None
+        command = found
+    return command
+
+
+def require_project(project: str | Path) -> Path:
+    """Stop with one line unless ``project`` is a turnout/psiTurk project folder (it holds a
+    ``config.txt`` file). Run before anything is opened, so a command outside a project
+    creates no participants.db, marketplace store or log, and does not fall back to
+    defaults (sandbox mode, a fresh database) that would mislead the next command."""
+    folder = Path(project).absolute()
+    config = folder / "config.txt"
+    how = "name the project folder with -C DIR, or create one with `turnout init DIR`"
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "no such project folder"
+        raise CliError(f"{folder}: {what}; {how}")
+    if config.is_dir():
+        raise CliError(f"{config} is a folder, not a file; a project's settings live in the file config.txt")
+    if not config.exists():
+        raise CliError(f"{folder} is not a turnout (psiTurk) project: it has no config.txt; {how}")
+    if not os.access(config, os.R_OK):
+        raise CliError(f"{config}: cannot read it (permission denied)")
+    return folder
+
+
 def _settings(ctx: click.Context) -> Settings:
+    """The project's settings, for any command that needs a project (checks it is one first)."""
+    project = ctx.find_root().params.get("project", ctx.obj["project"])
+    require_project(project)
     try:
-        return load_settings(ctx.obj["project"])
+        return load_settings(project)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
 
@@ -85,9 +152,11 @@ def main(ctx: click.Context, project: Path) -> None:
     ctx.obj["project"] = project
 
 
+@no_project
 @main.command()
 @click.argument("directory", type=click.Path(path_type=Path))
-def init(directory: Path) -> None:
+@click.option("--for-demo", is_flag=True, hidden=True, help="Leave out the next steps (make demo does them).")
+def init(directory: Path, for_demo: bool) -> None:
     """Create a new project in DIRECTORY: a complete Stroop experiment to start from."""
     if directory.exists() and not directory.is_dir():
         raise CliError(f"{directory} is a file; choose a new folder")
@@ -104,7 +173,10 @@ def init(directory: Path) -> None:
     if "secret_key =" in text:
         text = text.replace("secret_key =", f"secret_key = {secrets.token_urlsafe(32)}", 1)
         config.write_text(text, encoding="utf-8")
-    click.echo(f"Created {directory}. Next:\n  cd {directory}\n  turnout db upgrade\n  turnout serve")
+    if for_demo:
+        click.echo(f"Created {directory}, a copy of the Stroop study.")
+    else:
+        click.echo(f"Created {directory}. Next:\n  cd {directory}\n  turnout db upgrade\n  turnout serve")
 
 
 @main.group()
@@ -138,10 +210,12 @@ def debug_url(settings: Settings, host: str | None = None, port: int | None = No
     def rand() -> str:
         return "debug" + "".join(secrets.choice(alphabet) for _ in range(6))
 
-    shown = host or settings.host
+    served = settings.served_at() if host is None and port is None else None
+    protocol, shown, port = served or ("https" if settings.certfile and settings.keyfile else "http",
+                                       host or settings.host, port or settings.port)
     if shown in ("0.0.0.0", "::"):
         shown = "localhost"
-    base = f"http://{shown}:{port or settings.port}/ad"
+    base = f"{protocol}://{shown}:{port}/ad"
     return f"{base}?assignmentId={rand()}&hitId={rand()}&workerId={rand()}&mode=debug"
 
 
@@ -161,12 +235,15 @@ def debug(ctx: click.Context, print_only: bool) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None, demo: bool) -> None:
     """Serve the experiment with gunicorn (upgrading the database schema first)."""
+    from turnout.config import check_database_writable, check_tls_files
     from turnout.db.migrate import upgrade
     from turnout.project import load_project
     from turnout.server import run_gunicorn
 
     settings = _settings(ctx)
     try:
+        check_tls_files(settings)
+        check_database_writable(settings)
         load_project(settings.project_dir, with_custom=False)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
@@ -175,23 +252,61 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     database.dispose()
     host, port = host or settings.host, port if port is not None else settings.port
     _check_app_builds(settings)
-    shown = "localhost" if host in ("0.0.0.0", "::") else host
-    click.echo(f"turnout serving {settings.project_dir} on http://{shown}:{port}/ "
-               f"({workers or settings.threads} worker processes, marketplace mode {settings.default_mode})")
-    click.echo("  open:")
-    click.echo(f"    the experiment, as a debug participant: {debug_url(settings, host, port)}")
-    if settings.default_mode == "local":
-        click.echo(f"    the worker site (take the study as an MTurk worker would): http://{shown}:{port}/_mturk/worker/")
-        click.echo(f"    the offline MTurk requester endpoint (boto3, turnout hit/worker): http://{shown}:{port}/_mturk/"
-                   " (signed: `turnout marketplace env` prints the keys)")
-        if settings.simulate_arrival_rate > 0:
-            click.echo(f"  simulated workers arrive about {settings.simulate_arrival_rate:g} a minute "
-                       "([Marketplace] simulate_arrival_rate)")
     if demo:
-        click.echo("  stop with Ctrl-C; the data stays in participants.db "
-                   "(`turnout export`, `turnout worker list`)")
-    sys.stdout.flush()
-    run_gunicorn(settings, host=host, port=port, workers=workers)
+        from turnout.events import SHOW_ENV
+
+        os.environ[SHOW_ENV] = "1"  # the workers and the arrivals process print events here too
+
+    def banner(server: Any) -> None:
+        click.echo(serve_banner(settings, server, demo=demo))
+        sys.stdout.flush()
+
+    run_gunicorn(settings, host=host, port=port, workers=workers, on_ready=banner)
+
+
+def serve_banner(settings: Settings, server: Any, *, demo: bool = False) -> str:
+    """What ``turnout serve`` prints once gunicorn listens, read from gunicorn's own settings
+    (``server`` is its arbiter), so the numbers are what runs, whoever chose them."""
+    from sqlalchemy.engine import make_url
+
+    cfg = server.cfg
+    bound = server.LISTENERS[0].sock.getsockname() if server.LISTENERS else (settings.host, settings.port)
+    host, port = str(cfg.bind[0]).rsplit(":", 1)[0] if cfg.bind else settings.host, int(bound[1])
+    shown = "localhost" if host in ("0.0.0.0", "::", "[::]") else host
+    protocol = "https" if cfg.certfile else "http"
+    base = f"{protocol}://{shown}:{port}"
+    threads = f", {cfg.threads} threads each" if cfg.worker_class_str == "gthread" else ""
+    workers = f"{cfg.workers} worker process{'es' if cfg.workers != 1 else ''}"
+    logfile = settings.logfile
+    level = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"][settings.loglevel]
+    log = ("the terminal" if logfile in ("", "-")
+           else str(Path(logfile) if Path(logfile).is_absolute() else settings.project_dir / logfile))
+    lines = [
+        f"turnout serving {settings.project_dir} on {base}/ (marketplace mode {settings.default_mode})",
+        f"  server: gunicorn, {workers} ({cfg.worker_class_str}{threads}); "
+        f"database {make_url(settings.database_url).render_as_string(hide_password=True)}",
+        f"  log: {log} (level {level}; loglevel in config.txt)",
+        "  open:",
+        f"    the experiment, as a debug participant: {debug_url(settings, shown, port)}",
+    ]
+    if settings.default_mode == "local":
+        lines += [
+            f"    the worker site (take the study as an MTurk worker would): {base}/_mturk/worker/",
+            f"    the offline MTurk requester endpoint (boto3, turnout hit/worker): {base}/_mturk/"
+            " (signed: `turnout marketplace env` prints the keys)",
+        ]
+        try:
+            lines.append(f"  HITs posted in local mode send workers to {settings.ad_url('local')}")
+        except ConfigError as exc:
+            lines.append(f"  HITs cannot be posted yet: {exc}")
+        if settings.simulate_arrival_rate > 0:
+            lines.append(f"  simulated workers arrive about {settings.simulate_arrival_rate:g} a minute "
+                         "([Marketplace] simulate_arrival_rate)")
+    if demo:
+        lines.append("  stop with Ctrl-C; the data stays in participants.db "
+                     "(`turnout export`, `turnout worker list`)")
+        lines.append("  what happens (HIT posted, worker accepted/finished/returned, participant completed):")
+    return "\n".join(lines)
 
 
 def _check_app_builds(settings: Settings) -> None:

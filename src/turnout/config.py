@@ -214,19 +214,82 @@ class Settings:
             return fallback
         return self.raw.text(section, key)
 
-    def ad_url(self) -> str:
-        """The public URL of the ad page that MTurk's ExternalQuestion points at."""
+    def ad_url(self, mode: str | None = None) -> str:
+        """The public URL of the ad page that MTurk's ExternalQuestion points at.
+
+        In local mode (``mode``, else launch_in_mode) every ad_url_* key that no file or
+        variable sets follows where this project's server listens: the address ``turnout
+        serve`` recorded when it started (``--port``, ``PSITURK_PORT``), else host and port
+        from the settings. Why: the offline marketplace's workers are on this machine, so a
+        fixed ad_url_port (22362) sent them to nothing when the server ran elsewhere.
+        """
         raw = self.raw
         if raw.has_option("HIT Configuration", "ad_url") and raw.text("HIT Configuration", "ad_url"):
             return raw.text("HIT Configuration", "ad_url")
         parts = {}
+        local = (mode or self.default_mode) == "local"
+        served = self.served_at() if local else None
         for key in ("ad_url_protocol", "ad_url_domain", "ad_url_port", "ad_url_route"):
             value = raw.text("HIT Configuration", key)
+            if local and not self.set_explicitly("HIT Configuration", key):
+                protocol, domain, port = served or ("https" if self.certfile and self.keyfile else "http",
+                                                    _reachable(self.host), self.port)
+                value = {"ad_url_protocol": protocol, "ad_url_domain": domain, "ad_url_port": str(port),
+                         "ad_url_route": value or "pub"}[key]
             if not value:
                 raise ConfigError(f"{raw.where('HIT Configuration', key)}: must be set to post HITs")
             parts[key] = value
         return (f"{parts['ad_url_protocol']}://{parts['ad_url_domain']}:{parts['ad_url_port']}/"
                 f"{parts['ad_url_route'].lstrip('/')}")
+
+    def set_explicitly(self, section: str, key: str) -> bool:
+        """Whether a file or variable (not turnout's defaults) gave ``key`` a value."""
+        origin = self.raw.origins.get((section, key), "defaults")
+        return origin not in ("defaults", "cloud defaults") and bool(self.raw.text(section, key))
+
+    def served_at(self) -> tuple[str, str, int] | None:
+        """(protocol, host, port) of this project's running ``turnout serve``, if one runs."""
+        return read_serving_file(self.project_dir)
+
+
+SERVING_FILE = Path(".turnout") / "serving.json"
+
+
+def _reachable(host: str) -> str:
+    """A host a browser on this machine can open: not the wildcard the server binds to."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def write_serving_file(project_dir: Path, protocol: str, host: str, port: int, pid: int) -> Path:
+    """Record where ``turnout serve`` listens, for local-mode ad URLs made by other commands."""
+    import json
+
+    path = project_dir / SERVING_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps({"protocol": protocol, "host": _reachable(host), "port": port, "pid": pid}),
+                         encoding="utf-8")
+    temporary.replace(path)
+    return path
+
+
+def read_serving_file(project_dir: Path) -> tuple[str, str, int] | None:
+    """The address in the serving file, if the server that wrote it still runs."""
+    import json
+
+    try:
+        data = json.loads((project_dir / SERVING_FILE).read_text(encoding="utf-8"))
+        pid, port = int(data["pid"]), int(data["port"])
+        protocol, host = str(data["protocol"]), str(data["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None  # left behind by a server that was killed
+    except PermissionError:
+        pass  # alive, another user's
+    return protocol, host, port
 
 
 def normalize_database_url(url: str, project_dir: Path, where: str) -> str:
@@ -339,3 +402,89 @@ def load_settings(project_dir: str | Path = ".", environ: Mapping[str, str] | No
         marketplace_store=store if store.is_absolute() else project / store,
         simulate_arrival_rate=raw.number("Marketplace", "simulate_arrival_rate", minimum=0),
     )
+
+
+def check_tls_files(settings: Settings) -> tuple[Path, Path] | None:
+    """The certificate and key ``turnout serve`` will use for https, checked; None for http.
+
+    Why here and not in gunicorn: gunicorn reads them in every worker, so a wrong path
+    ended in a traceback per worker in server.log and a server that never answered.
+    """
+    raw = settings.raw
+    where = {key: raw.where("Server Parameters", key) for key in ("certfile", "keyfile")}
+    given = {"certfile": settings.certfile, "keyfile": settings.keyfile}
+    if not any(given.values()):
+        return None
+    for key, other in (("certfile", "keyfile"), ("keyfile", "certfile")):
+        if given[key] and not given[other]:
+            raise ConfigError(f"{where[key]} is set but {other} is empty: https needs both "
+                              "(leave both empty to serve http)")
+    paths = {}
+    for key, value in given.items():
+        path = Path(value) if Path(value).is_absolute() else settings.project_dir / value
+        if not path.exists():
+            raise ConfigError(f"{where[key]}: {path}: no such file")
+        if not path.is_file():
+            raise ConfigError(f"{where[key]}: {path} is not a file")
+        try:
+            path.open("rb").close()
+        except OSError as exc:
+            raise ConfigError(f"{where[key]}: {path}: cannot read it ({exc.strerror})") from None
+        paths[key] = path
+    import ssl
+
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(paths["certfile"], paths["keyfile"])
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or str(exc)
+        raise ConfigError(f"{where['certfile']} and keyfile: {paths['certfile']} and {paths['keyfile']} are not "
+                          f"a PEM certificate and its private key ({reason})") from None
+    return paths["certfile"], paths["keyfile"]
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    """The file of a SQLite database URL (None for other databases and in-memory ones)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(database_url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def check_database_writable(settings: Settings) -> None:
+    """Refuse a SQLite database the server could read but not write.
+
+    Why: SQLite opens a read-only file without complaint, so the server used to start and
+    then answer every participant's /exp with a 500. Writing needs the file and its folder
+    (SQLite writes its -wal/-journal files beside it). The checks open for writing and
+    create a scratch file rather than asking os.access, which says yes to root even on a
+    read-only or immutable file.
+    """
+    path = sqlite_path(settings.database_url)
+    if path is None:
+        return
+    where = settings.raw.where("Database Parameters", "database_url")
+    how = "make it writable for this user, or set database_url to a database that is"
+    if path.exists():
+        if not path.is_file():
+            raise ConfigError(f"{where}: {path} is not a file")
+        try:
+            with path.open("r+b"):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"{where}: the database {path} is read-only ({exc.strerror}); {how}") from None
+    folder = path.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{where}: the folder {folder} of the database does not exist")
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".turnout-write-check-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{where}: the folder {folder} of the database {path.name} is read-only "
+                          f"({exc.strerror}); SQLite writes its journal there; {how}") from None

@@ -54,10 +54,16 @@ def take_the_study(page: Any, base: str, ids: dict[str, str], mode: str) -> tupl
     popup.on("console", lambda m: m.type == "error" and errors.append(m.text))
     popup.on("pageerror", lambda e: errors.append(str(e)))
     popup.click("#consent-agree")
+    tops = []
     for _ in range(4):
         popup.wait_for_selector("#container-instructions")
+        tops.append(popup.locator("#container-instructions .page-card").bounding_box()["y"])
         popup.click("#next")
+    assert len(set(tops)) == 1, tops  # the instruction card stays put from page to page
     answer_trials(popup, 8, wrong_every=4)
+    # The bar counts answered words: full once the 8th is answered (it stopped at 88%).
+    assert popup.get_attribute("#progress", "aria-valuenow") == "100"
+    assert popup.text_content("#trial-count") == "8 / 8"
     popup.click("#start-test")
     right = answer_trials(popup, 24, wrong_every=6)
     popup.select_option("#engagement", "6")

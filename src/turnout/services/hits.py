@@ -152,7 +152,7 @@ def qualification_requirements(settings: Settings, mode: str, *, require_ids: Se
 def ad_url(settings: Settings, mode: str) -> str:
     """The ExternalURL: the ad page plus ``mode``, as psiTurk sends it."""
     try:
-        base = settings.ad_url()
+        base = settings.ad_url(mode)
     except ConfigError as exc:
         raise InvalidInput(str(exc)) from None
     return f"{base}{'&' if '?' in base else '?'}mode={mode}"

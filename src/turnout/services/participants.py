@@ -24,6 +24,7 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from turnout import events
 from turnout.clock import Clock
 from turnout.config import Settings
 from turnout.db.engine import Database
@@ -533,7 +534,11 @@ def _change_status(ctx: ExperimentContext, uniqueid: str, new: Status, *, reason
         outcome = transition(session, ctx.db.models, participant, new, reason=reason, clock=ctx.clock)
         if outcome is Outcome.CHANGED and stamp:
             setattr(participant, stamp, ctx.clock.now())
-        return outcome, int(participant.status or 0)
+        done = (outcome, int(participant.status or 0))
+        who = (participant.workerid, participant.assignmentid, participant.mode)
+    if done[0] is Outcome.CHANGED and new == Status.COMPLETED:
+        events.participant_completed(*who)  # after the commit, so the line never reports a rollback
+    return done
 
 
 def enter_experiment(ctx: ExperimentContext, uniqueid: str, offered: Iterable[str | None]) -> Outcome:

@@ -192,11 +192,15 @@ def start_background(settings: Settings) -> subprocess.Popen[bytes] | None:
     probe = _try_lock(lock_path(settings))
     if probe is None:
         return None  # running already
-    probe.close()  # a race with a sibling is settled by the child: the loser exits at once
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "turnout.simulation.arrivals", "--project", str(settings.project_dir),
-         "--watch-pid", str(os.getpid())],
-        stdin=subprocess.DEVNULL, close_fds=True)
+    # The child inherits the locked file (flock belongs to the open file, not the process), so
+    # the workers booting beside this one see the lock held at once and start no process of
+    # their own. Its own process group keeps a terminal's Ctrl-C from interrupting it half-way
+    # through its imports (a traceback on the terminal); it stops when this worker goes away.
+    with probe:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "turnout.simulation.arrivals", "--project", str(settings.project_dir),
+             "--watch-pid", str(os.getpid()), "--lock-fd", str(probe.fileno())],
+            stdin=subprocess.DEVNULL, close_fds=True, pass_fds=(probe.fileno(),), process_group=0)
     threading.Thread(target=proc.wait, name="arrivals-reaper", daemon=True).start()
     log.info("started the simulated-arrivals process (pid %d, %g workers a minute)", proc.pid,
              settings.simulate_arrival_rate)
@@ -233,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project", required=True, help="the project folder")
     parser.add_argument("--watch-pid", type=int, help="exit when this process ends")
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--lock-fd", type=int, help="the store's arrivals lock, already held for this process")
     args = parser.parse_args(argv)
 
     from turnout.config import ConfigError, load_settings
@@ -246,7 +251,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"turnout arrivals: {exc}", file=sys.stderr)
         return 1
     configure_logging(settings)
-    held = _try_lock(lock_path(settings))
+    if args.lock_fd is not None:
+        held: IO[Any] | None = open(args.lock_fd, "a+")  # noqa: SIM115 - held for the life of the process
+    else:
+        held = _try_lock(lock_path(settings))
     if held is None:
         return 0  # another arrivals process serves this store
     if settings.default_mode != "local" or settings.simulate_arrival_rate <= 0:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from turnout.clock import Clock, SystemClock
+from turnout.events import marketplace_event
 
 from . import errors as E
 from . import money, pagination, quals
@@ -506,6 +507,7 @@ class MarketplaceState:
             hit_type_id = row["hit_type_id"] if row else None
         tx.run("INSERT INTO events (ms, event_type, hit_id, hit_type_id, assignment_id, worker_id) VALUES (?, ?, ?, ?, ?, ?)",
                at_ms, event_type, hit_id, hit_type_id, assignment_id, worker_id)
+        marketplace_event(event_type, hit_id=hit_id, assignment_id=assignment_id, worker_id=worker_id)
 
     def _balance(self, tx: Tx) -> Decimal:
         row = tx.one("SELECT value FROM meta WHERE key = 'balance'")

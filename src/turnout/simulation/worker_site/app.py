@@ -77,6 +77,23 @@ def create_worker_site(store_path: str, *, clock: Clock | None = None,
     def side() -> WorkerSide:
         return state.workers
 
+    def open_slots(hit: Any) -> int:
+        """Assignments a worker can still accept: the HIT's size less those accepted or done.
+
+        Why not the HIT's NumberOfAssignmentsAvailable: in MTurk's counters a preview is
+        pending, so the previewing worker's own preview (or another's) showed "0 available"
+        on a one-slot HIT that Accept then took without trouble; previews never block an
+        accept. Expired HITs have none.
+        """
+        if now() >= hit.expiration:
+            return 0
+        with state.transaction() as tx:
+            row = tx.one("SELECT COUNT(*) FROM assignments WHERE hit_id = ? AND status IN "
+                         "('Accepted', 'Submitted', 'Approved', 'Rejected')", hit.hit_id)
+        return max(0, hit.max_assignments - (row[0] if row else 0))
+
+    app.jinja_env.filters["open_slots"] = open_slots
+
     def now() -> datetime:
         return state.clock.now()
 

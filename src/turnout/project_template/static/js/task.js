@@ -89,10 +89,15 @@ var Stroop = (function () {
     var onset = 0;
     var listening = false;
 
+    // The bar shows the trials answered, the counter the trial on screen, so the bar
+    // reaches 100% once the last word is answered (it stopped at 7/8 = 88% before).
     function showProgress() {
       var percent = Math.round(100 * index / block.trials.length);
       $("#progress").attr("aria-valuenow", percent);
       $("#progress-bar").css("width", percent + "%");
+    }
+
+    function showCount() {
       $("#trial-count").text(Math.min(index + 1, block.trials.length) + " / " + block.trials.length);
     }
 
@@ -110,6 +115,7 @@ var Stroop = (function () {
       }
       trial = block.trials[index];
       showProgress();
+      showCount();
       $feedback.text("").removeClass("is-correct is-wrong");
       $stim.text("+").attr({ "class": "stim fixation", "data-state": "fixation" }).removeAttr("data-ink");
       setTimeout(showWord, FIXATION_MS);
@@ -156,6 +162,7 @@ var Stroop = (function () {
       psiTurk.recordTrialData(record);
       results.push(record);
       index += 1;
+      showProgress();
 
       if (block.feedback) {
         $stim.attr("data-state", "feedback");

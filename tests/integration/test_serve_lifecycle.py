@@ -1,0 +1,199 @@
+"""``turnout serve`` starting and stopping as a real process (issue 11 item 6).
+
+Ctrl-C in a terminal sends SIGINT to every process of the foreground group: gunicorn's
+master, its workers and the simulated-arrivals process. The server must stop cleanly:
+every worker says it is exiting, none is killed ("was sent SIGKILL! Perhaps out of
+memory?"), no traceback, and no arrivals process left behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TURNOUT = str(Path(sys.executable).with_name("turnout"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen[Any], log: Path, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"turnout serve exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"turnout serve did not answer:\n{log.read_text()}") from None
+            time.sleep(0.2)
+
+
+def _lock_is_free(path: Path) -> bool:
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        return True
+
+
+def test_ctrl_c_stops_every_process_cleanly(project_dir: Path, tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "TURNOUT_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+           "TURNOUT_LOGLEVEL": "1", "TURNOUT_LOGFILE": "server.log", "TURNOUT_LAUNCH_IN_MODE": "local",
+           "TURNOUT_SIMULATE_ARRIVAL_RATE": "30", "TURNOUT_AD_URL_PORT": str(port)}
+    log = project_dir / "server.log"
+    terminal = tmp_path / "terminal.txt"
+    with open(terminal, "wb") as out:
+        process = subprocess.Popen([TURNOUT, "-C", str(project_dir), "serve", "--demo", "--port", str(port),
+                                    "--workers", "2"],
+                                   env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    idle: list[socket.socket] = []
+    try:
+        _wait_until_serving(f"http://127.0.0.1:{port}/", process, log)
+        lock = project_dir / ".turnout" / "marketplace.db.arrivals.lock"
+        deadline = time.monotonic() + 60
+        while _lock_is_free(lock):  # the arrivals process is up once it holds the store's lock
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        while "posted in the offline marketplace" not in terminal.read_text():  # the demo's event lines
+            assert time.monotonic() < deadline, terminal.read_text()
+            time.sleep(0.2)
+        # Connections on which the client has sent nothing yet, as a browser's preconnect
+        # leaves them: a request thread waits on each.
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+        time.sleep(0.5)  # let the workers accept them (a pause, not a timing assertion)
+        os.killpg(process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("turnout serve did not stop within 60 s of Ctrl-C")
+        deadline = time.monotonic() + 30
+        while not _lock_is_free(lock):  # the arrivals process stops when its worker is gone
+            assert time.monotonic() < deadline, "the simulated-arrivals process outlived the server"
+            time.sleep(0.2)
+    finally:
+        for s in idle:
+            s.close()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    text = log.read_text()
+    printed = terminal.read_text()
+    assert process.returncode == 0, printed
+    assert "Handling signal: int" in text
+    assert text.count("Worker exiting") == 2, text
+    assert "Shutting down: Master" in text
+    assert "SIGKILL" not in text and "out of memory" not in text, text
+    assert "Traceback" not in text and "Traceback" not in printed, text + printed
+    assert "ignored due to race condition" not in text + printed
+    assert text.count("started the simulated-arrivals process") == 1, text
+    # The banner says what runs and where the log is; events reach the terminal (item 5).
+    assert "  server: gunicorn, 2 worker processes" in printed
+    assert f"  log: {log} (level INFO" in printed
+    assert re.search(r"^  \d\d:\d\d:\d\d  HIT \w+ posted in the offline marketplace$", printed, re.MULTILINE), printed
+    assert "posted in the offline marketplace" in text  # and server.log has them too
+
+
+# --- the gunicorn hooks behind it ----------------------------------------------------------
+
+
+class _Worker:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+
+def test_a_cleanly_exiting_worker_skips_interpreter_shutdown(monkeypatch: pytest.MonkeyPatch) -> None:
+    from turnout import server
+
+    ended: list[int] = []
+    monkeypatch.setattr(server.os, "_exit", ended.append)
+    try:
+        raise SystemExit(0)
+    except SystemExit:
+        server._end_worker_process(None, _Worker(os.getpid()))
+    assert ended == [0]
+
+
+@pytest.mark.parametrize("code", [3, -1, 1])
+def test_a_worker_that_failed_keeps_its_exit_status(monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    """A worker that could not boot exits with gunicorn's status, so the master stops retrying."""
+    from turnout import server
+
+    ended: list[int] = []
+    monkeypatch.setattr(server.os, "_exit", ended.append)
+    try:
+        raise SystemExit(code)
+    except SystemExit:
+        server._end_worker_process(None, _Worker(os.getpid()))
+    assert ended == []
+
+
+def test_the_master_reaping_a_worker_is_not_ended(monkeypatch: pytest.MonkeyPatch) -> None:
+    from turnout import server
+
+    ended: list[int] = []
+    monkeypatch.setattr(server.os, "_exit", ended.append)
+    try:
+        raise SystemExit(0)
+    except SystemExit:
+        server._end_worker_process(None, _Worker(os.getpid() + 1))
+    assert ended == []
+
+
+# --- the demo's terminal ----------------------------------------------------------------------------
+
+
+def test_events_print_on_the_terminal_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import logging
+
+    from turnout import events
+
+    monkeypatch.setattr(events.log, "handlers", [])
+    events.show_on_terminal(io.StringIO())
+    assert events.log.handlers == []  # not a demo: server.log only
+    monkeypatch.setenv(events.SHOW_ENV, "1")
+    terminal = io.StringIO()
+    events.show_on_terminal(terminal)
+    events.show_on_terminal(terminal)  # configured twice (a worker rebuilding its app): one handler
+    assert len(events.log.handlers) == 1
+    events.marketplace_event("AssignmentAccepted", hit_id="H1", assignment_id="A1", worker_id="W1")
+    events.marketplace_event("QualificationGranted", worker_id="W1")  # not one a researcher watches
+    events.participant_completed("W1", "A1", "local")
+    lines = terminal.getvalue().splitlines()
+    assert [line[12:] for line in lines] == ["worker W1 accepted HIT H1",
+                                             "participant W1 (assignment A1, mode local) completed the study"]
+    assert events.log.getEffectiveLevel() == logging.INFO
+
+
+def test_init_for_make_demo_leaves_out_the_next_steps(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from turnout.cli import main
+
+    plain = CliRunner().invoke(main, ["init", str(tmp_path / "a")])
+    demo = CliRunner().invoke(main, ["init", "--for-demo", str(tmp_path / "b")])
+    assert "turnout db upgrade" in plain.output and "turnout serve" in plain.output
+    assert demo.exit_code == 0 and demo.output == f"Created {tmp_path / 'b'}, a copy of the Stroop study.\n"
+    assert "--for-demo" not in CliRunner().invoke(main, ["init", "--help"]).output
+    makefile = (Path(__file__).parents[2] / "Makefile").read_text()
+    assert "turnout init --for-demo" in makefile and "TURNOUT_AD_URL_PORT" not in makefile
