@@ -171,6 +171,50 @@ def other_projects_option(f: Callable[..., Any]) -> Callable[..., Any]:
                              "the marketplace account); refused without it.")(f)
 
 
+def _when(value: Any) -> str:
+    """A time for people: to the second, in the local time zone (``2026-01-01 13:00:00 CET``)."""
+    from datetime import datetime
+
+    if value in (None, ""):
+        return ""
+    moment = value
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if not isinstance(moment, datetime):
+        return str(value)
+    if moment.tzinfo is None:
+        from datetime import UTC
+
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def _money(value: Any) -> str:
+    """Dollars with two decimals (``0.5`` -> ``0.50``); anything else as it is."""
+    from decimal import Decimal, InvalidOperation
+
+    if value in (None, ""):
+        return ""
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    return f"{amount:.2f}" if amount.is_finite() and abs(amount) < 10**12 else str(value)
+
+
+def _status_name(code: Any) -> str:
+    """psiTurk's participant status code as its name (``5`` -> ``credited``)."""
+    from turnout.experiment.status import Status
+
+    try:
+        return Status(int(code)).name.lower().replace("_", " ")
+    except (TypeError, ValueError):
+        return "" if code is None else str(code)
+
+
 def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     cells = [[str(c) if c is not None else "" for c in header]] + [[str(c) if c is not None else "" for c in r]
                                                                      for r in rows]
@@ -265,12 +309,14 @@ def hit_list(click_ctx: click.Context, active: bool, reviewable: bool, all_studi
     def text(rows: list[dict[str, Any]]) -> str:
         if not rows:
             return "no HITs"
-        return _table([(h["hitid"], h["status"], h["max_assignments"], h["number_assignments_completed"],
-                         h["number_assignments_pending"], h["number_assignments_available"],
-                         h["number_submissions_needing_action"], h["reward"], h["expiration"], h["codeversion"])
-                        for h in rows],
-                       ("HIT", "status", "max", "completed", "pending", "available", "to review", "reward",
-                        "expires", "codeversion"))
+        table = _table([(h["hitid"], h["status"], h["max_assignments"], h["number_assignments_completed"],
+                          h["number_assignments_pending"], h["number_assignments_available"],
+                          h["number_submissions_needing_action"], _money(h["reward"]), _when(h["expiration"]),
+                          h["codeversion"]) for h in rows],
+                        ("HIT", "status", "max", "reviewed", "pending", "available", "to review", "reward",
+                         "expires", "codeversion"))
+        return table + ("\nreviewed = approved or rejected (MTurk's NumberOfAssignmentsCompleted, psiTurk's "
+                        "\"completed\"); to review = submitted, waiting for approve or reject")
 
     emit(found, as_json, text)
 
@@ -377,9 +423,12 @@ def worker_list(click_ctx: click.Context, status: str | None, hit_ids: tuple[str
     def text(rs: list[dict[str, Any]]) -> str:
         if not rs:
             return "no assignments"
-        return _table([(r["assignmentId"], r["workerId"], r["hitId"], r["status"], r["local_status"],
-                        r["bonus"] if r["uniqueid"] else "-", _bonus_paid(r)) for r in rs],
-                      ("assignment", "worker", "HIT", "status", "local", "bonus", "bonus paid"))
+        return _table([(r["assignmentId"], r["workerId"], r["hitId"], r["status"],
+                        _status_name(r["local_status"]) if r["uniqueid"] else "-",
+                        _money(r["bonus"]) if r["uniqueid"] else "-", _when(r["submit_time"]), _bonus_paid(r))
+                       for r in rs],
+                      ("assignment", "worker", "HIT", "status", "participant", "bonus column", "submitted",
+                       "bonus paid"))
 
     emit(rows, as_json, text)
 
@@ -403,11 +452,20 @@ def _target_args(all_: bool, hit_id: str | None, ids: tuple[str, ...], *, allow_
         raise CliError(f"give exactly one of {options}")
 
 
+def _paid_line(result: Any) -> str:
+    """What a run paid, as ``hit create`` announces it: to workers, MTurk's fees, total."""
+    from turnout.services.recruitment import money_str
+
+    free = {"local": " (offline marketplace: no real money)", "sandbox": " (sandbox: no real money)"}
+    return (f"; paid ${money_str(result.paid)} to workers + MTurk fees ${money_str(result.fees)} = "
+            f"${money_str(result.total)}{free.get(result.mode, '')}")
+
+
 def _batch(result: Any, as_json: bool) -> None:
     def text(r: Any) -> str:
         lines = [f"{i.assignment_id}: {i.outcome}: {i.message}" for i in r.items]
         counts = ", ".join(f"{n} {k}" for k, n in sorted(r.counts().items())) or "nothing to do"
-        lines.append(f"{r.action} ({r.mode}): {counts}" + (f"; paid ${r.paid}" if r.paid else ""))
+        lines.append(f"{r.action} ({r.mode}): {counts}" + (_paid_line(r) if r.paid else ""))
         return "\n".join(lines)
 
     if as_json:
@@ -572,8 +630,8 @@ def ledger_list(click_ctx: click.Context, assignment_id: str | None, kind: str |
     with market(click_ctx, mode) as ctx:
         rows = payments.ledger_entries(ctx, assignment_id=assignment_id, kind=kind, limit=limit)
     emit(rows, as_json, lambda rs: _table(
-        [(r["id"], r["kind"], r["assignment_id"], r["amount"], r["state"], r["attempts"], r["created_at"],
-          r["error"]) for r in rs],
+        [(r["id"], r["kind"], r["assignment_id"], _money(r["amount"]), r["state"], r["attempts"],
+          _when(r["created_at"]), r["error"]) for r in rs],
         ("#", "kind", "assignment", "amount", "state", "tries", "created", "note")) if rs else "ledger is empty")
 
 

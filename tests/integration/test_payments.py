@@ -237,7 +237,9 @@ def test_two_processes_at_once_pay_once(recruiting: Recruiting) -> None:
 
     for action in ("approve", "bonus"):
         done = [i.outcome for batch in results[action] for i in batch.items]
-        assert len(done) == 8 and done.count("ok") == 4, (action, done)  # each item: one payer, one refusal
+        # Each assignment: one payer. The other process saw it busy or done, or (when its
+        # listing came after the first approval) did not list it as Submitted at all.
+        assert 4 <= len(done) <= 8 and done.count("ok") == 4, (action, done)
         assert set(done) <= {"ok", "already", "busy", "skipped"}, (action, done)
     for a in assignments:
         assert len(r.bonus_payments(a.assignment_id)) == 1

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import and_, select, update
@@ -126,10 +126,11 @@ class ItemResult:
     worker_id: str | None = None
     uniqueid: str | None = None
     ledger_id: int | None = None
+    fee: str | None = None  # MTurk's commission on ``amount`` (estimated by its published rates)
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "assignment_id": self.assignment_id, "outcome": self.outcome,
-                "message": self.message, "amount": self.amount, "worker_id": self.worker_id,
+                "message": self.message, "amount": self.amount, "fee": self.fee, "worker_id": self.worker_id,
                 "uniqueid": self.uniqueid, "ledger_id": self.ledger_id}
 
 
@@ -149,7 +150,18 @@ class BatchResult:
 
     @property
     def paid(self) -> Decimal:
+        """What this run paid to workers (rewards or bonuses), fees not included."""
         return sum((Decimal(i.amount) for i in self.items if i.outcome == "ok" and i.amount), Decimal("0.00"))
+
+    @property
+    def fees(self) -> Decimal:
+        """MTurk's commission on what this run paid (20%; 40% on rewards of HITs of 10 or
+        more assignments; +5% with Masters; at least $0.01 each), as MTURK_FACTS states it."""
+        return sum((Decimal(i.fee) for i in self.items if i.outcome == "ok" and i.fee), Decimal("0.00"))
+
+    @property
+    def total(self) -> Decimal:
+        return self.paid + self.fees
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -159,7 +171,8 @@ class BatchResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"action": self.action, "mode": self.mode, "ok": self.ok, "counts": self.counts(),
-                "paid": money_str(self.paid), "items": [i.as_dict() for i in self.items]}
+                "paid": money_str(self.paid), "fees": money_str(self.fees), "total": money_str(self.total),
+                "items": [i.as_dict() for i in self.items]}
 
 
 @dataclass(frozen=True)
@@ -573,6 +586,19 @@ def _in_scope(target: Target, version: str) -> bool:
 # --- approve / reject / unreject -----------------------------------------------------------
 
 
+def _fee(amount: str | None, rate: Decimal) -> str | None:
+    """MTurk's commission on one payment of ``amount`` at ``rate`` (at least a cent)."""
+    if not amount:
+        return None
+    value = Decimal(amount)
+    if value <= 0:
+        return money_str(Decimal("0"))
+    return money_str(max(CENT, (value * rate).quantize(CENT, rounding=ROUND_HALF_UP)))
+
+
+BONUS_FEE_RATE = Decimal("0.20")  # MTURK_FACTS "Commission": 20% of every bonus
+
+
 def _approved_in_ledger(ctx: MarketContext, assignment_ids: Sequence[str]) -> dict[str, int]:
     """Assignments whose reward this ledger already paid (an approve or unreject row that
     succeeded), with that row's id: approving them again would add a row for no money."""
@@ -593,6 +619,7 @@ def _run(ctx: MarketContext, action: str, kind: str, targets: Sequence[Target], 
     result = BatchResult(action, ctx.mode)
     result.items.extend(refused)
     rewards = _rewards(ctx, [t.hit_id for t in targets if t.hit_id]) if kind in _APPROVALS else {}
+    rates = _reward_fee_rates(ctx, list(rewards)) if rewards else {}
     paid = _approved_in_ledger(ctx, [t.assignment_id for t in targets]) if kind in _APPROVALS else {}
     for target in targets:
         if version is not None and not _in_scope(target, version):
@@ -607,8 +634,11 @@ def _run(ctx: MarketContext, action: str, kind: str, targets: Sequence[Target], 
                                            "its reward is not paid again", worker_id=target.worker_id,
                                            uniqueid=target.uniqueid, ledger_id=paid[target.assignment_id]))
             continue
-        result.items.append(_execute(ctx, f"{kind}:{ctx.mode}:{target.assignment_id}", kind, target,
-                                     amount=rewards.get(target.hit_id or ""), reason=reason))
+        item = _execute(ctx, f"{kind}:{ctx.mode}:{target.assignment_id}", kind, target,
+                        amount=rewards.get(target.hit_id or ""), reason=reason)
+        if item.outcome == "ok" and target.hit_id in rates:
+            item.fee = _fee(item.amount, rates[target.hit_id])
+        result.items.append(item)
     _after(ctx, result, targets)
     return result
 
@@ -623,6 +653,21 @@ def _rewards(ctx: MarketContext, hit_ids: Sequence[str]) -> dict[str, Decimal]:
             for hit_id, reward in session.execute(select(R.hit_id, R.reward).where(
                     R.mode == ctx.mode, R.hit_id.in_(ids[start:start + 500]))):
                 found[hit_id] = Decimal(reward)
+    return found
+
+
+def _reward_fee_rates(ctx: MarketContext, hit_ids: Sequence[str]) -> dict[str, Decimal]:
+    """MTurk's fee rate on each recorded HIT's reward (its size and Masters requirement)."""
+    from turnout.services.hits import LARGE_HIT, MASTERS
+
+    R = ctx.db.models.HitRecord
+    found: dict[str, Decimal] = {}
+    with ctx.db.begin() as session:
+        for hit_id, size, quals in session.execute(select(R.hit_id, R.max_assignments, R.qualifications).where(
+                R.mode == ctx.mode, R.hit_id.in_(list(hit_ids)))):
+            masters = any(m in (quals or "") for m in MASTERS.values())
+            found[hit_id] = (Decimal("0.20") + (Decimal("0.20") if (size or 0) >= LARGE_HIT else 0)
+                             + (Decimal("0.05") if masters else 0))
     return found
 
 
@@ -648,7 +693,7 @@ def _after(ctx: MarketContext, result: BatchResult, targets: Sequence[Target]) -
         if not is_database_trouble(exc):
             raise
     _audit_quietly(ctx, result.action, outcome=_summary_outcome(result), target=None, counts=result.counts(),
-                   paid=money_str(result.paid))
+                   paid=money_str(result.paid), fees=money_str(result.fees))
 
 
 def _summary_outcome(result: BatchResult) -> str:
@@ -903,7 +948,7 @@ def _bonus_targets(ctx: MarketContext, targets: Sequence[Target], amount: Any, r
             target = Target(target.assignment_id, worker_id, target.hit_id, target.participant, target.status)
         result.items.append(_bonus_one(ctx, target, value, text, override, market, common))
     _audit_quietly(ctx, action, outcome=_summary_outcome(result), counts=result.counts(),
-                   paid=money_str(result.paid),
+                   paid=money_str(result.paid), fees=money_str(result.fees),
                    amount=amount if amount == AUTO else money_str(fixed) if fixed is not None else None,
                    override=override or None)
     return result
@@ -935,6 +980,8 @@ def _bonus_one(ctx: MarketContext, target: Target, value: Decimal, text: str, ov
             return ItemResult("bonus", target.assignment_id, "failed",
                               f"could not check ListBonusPayments ({market.text}); nothing sent", **common)
         item = _execute(ctx, key, "bonus", target, amount=value, reason=text)
+        if item.outcome == "ok":
+            item.fee = _fee(item.amount, BONUS_FEE_RATE)
         if existing is None or existing.state not in UNSETTLED:
             if override and item.outcome == "ok":
                 item.message += " (paid again: --override-bonused-status)"
@@ -1032,7 +1079,14 @@ def settle_one(ctx: MarketContext, *, kinds: Sequence[str] = KINDS, skip: Iterab
             continue  # another process took it
         claimed, prior = taken
         state, failure, note = _send(ctx, claimed, prior)
-        return _finish(ctx, claimed, claimant, state, failure, note)
+        item = _finish(ctx, claimed, claimant, state, failure, note)
+        if item.outcome == "ok":
+            if claimed.kind == "bonus":
+                item.fee = _fee(item.amount, BONUS_FEE_RATE)
+            elif claimed.kind in _APPROVALS and claimed.hit_id:
+                rate = _reward_fee_rates(ctx, [claimed.hit_id]).get(claimed.hit_id)
+                item.fee = _fee(item.amount, rate) if rate is not None else None
+        return item
     return None
 
 
