@@ -202,3 +202,15 @@ def test_worker_list_names_participant_statuses() -> None:
     assert [_status_name(c) for c in (4, 5, 7, None)] == ["submitted", "credited", "bonused", ""]
     assert (_money("0.5"), _money(0.3), _money(None)) == ("0.50", "0.30", "")
     assert _when("2026-01-01T12:00:00.123456+00:00").count(":") == 2
+
+
+def test_an_unusable_marketplace_store_is_one_line(project: Path) -> None:
+    """Issue 13 item 8: a store the offline marketplace cannot open (locked past SQLite's busy
+    timeout, not a SQLite file) ends the command with one line naming it, not a traceback."""
+    path = load_settings(project).marketplace_store
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("not a database")
+    result = run(project, "worker", "bonus", "--amount", "0.50", "--reason", "x", "--all")
+    assert result.exit_code == 1, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and "local_store" in result.stderr, result.stderr
+    assert "Traceback" not in result.output

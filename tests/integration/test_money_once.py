@@ -49,7 +49,10 @@ def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def retrying(r: Recruiting, **kw: Any) -> MarketContext:
     """A context whose client retries like the CLI's (3 attempts, botocore standard mode)."""
-    client = make_client("local", endpoint_url=r.market.endpoint_url, max_attempts=3)
+    base = local_client(r.market)  # the credentials the test marketplace expects, whatever they are
+    creds = base._request_signer._credentials
+    client = make_client("local", endpoint_url=base.meta.endpoint_url, max_attempts=3,
+                         aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key)
     return r.context(client=client, **kw)
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from botocore.exceptions import (
@@ -27,7 +28,7 @@ from botocore.exceptions import (
 from turnout.clock import Clock
 from turnout.config import MODES, Settings
 from turnout.db.engine import Database
-from turnout.errors import Forbidden, InvalidInput
+from turnout.errors import Forbidden, InvalidInput, Unavailable
 
 CENT = Decimal("0.01")
 # MTurk's money pattern (botocore model): ^[0-9]+(\.)?[0-9]{0,2}$
@@ -82,7 +83,7 @@ def require_live_confirmation(ctx: MarketContext, confirmed: bool, what: str) ->
 # "$1.25", "3"), never exponents ("1e2" is not $100) or more than two decimals.
 _PLAIN_MONEY = re.compile(r"^[0-9]{1,9}(\.[0-9]{0,2})?$")
 _PLAIN_DECIMAL = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,12})?$")
-_PLAIN_COUNT = re.compile(r"^[0-9]{1,12}$")
+_PLAIN_COUNT = re.compile(r"^[0-9]{1,100}$")
 # GUESS (MTURK_FACTS lists only the pattern): MTurk pays at least one cent per assignment.
 MIN_REWARD = Decimal("0.01")
 # MTURK_FACTS, CreateHIT ranges: AssignmentDurationInSeconds and LifetimeInSeconds are
@@ -146,8 +147,9 @@ def parse_hours(value: Any, *, what: str = "duration",
                            f"(MTurk allows {low} s to one year), got {value!r}")
     seconds = int((hours * 3600).to_integral_value(rounding=ROUND_HALF_UP))
     if seconds < low:
-        raise InvalidInput(f"{what} must be at least {low} seconds ({Decimal(low) / 3600:.4f} hours; MTurk "
-                           f"refuses less), got {value!r} hours = {hours * 3600:.6g} s")
+        least = (Decimal(low) / 3600).quantize(Decimal("0.0001"), rounding=ROUND_CEILING)
+        raise InvalidInput(f"{what} must be at least {low} seconds ({least} hours; MTurk refuses less), "
+                           f"got {value!r} hours = {hours * 3600:.6g} s")
     return seconds
 
 
@@ -166,7 +168,9 @@ def parse_count(value: Any, *, what: str = "the number of assignments", maximum:
     else:
         raise InvalidInput(f"{what} must be a whole number of at least 1, got {value!r}")
     if not 1 <= number <= maximum:
-        raise InvalidInput(f"{what} must be from 1 to {maximum:,}, got {number if number < 10**15 else 'more'}")
+        digits = len(str(abs(number)))
+        raise InvalidInput(f"{what} must be from 1 to {maximum:,}, got "
+                           + (str(number) if digits <= 30 else f"a {digits}-digit number"))
     return number
 
 
@@ -344,6 +348,13 @@ def open_marketplace(settings: Settings, mode: str, *, clock: Clock | None = Non
     from turnout.marketplace.local import ThreadedMarketplace
 
     store = settings.marketplace_store
-    store.parent.mkdir(parents=True, exist_ok=True)
-    with ThreadedMarketplace(store, clock=clock) as market:
+    try:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        running = ThreadedMarketplace(store, clock=clock)
+    except (sqlite3.Error, OSError) as exc:
+        # A store another process holds locked (past SQLite's busy timeout), or one that is
+        # not a SQLite file: one line naming it, not a traceback.
+        raise Unavailable(f"cannot open the offline marketplace's store {store} ([Marketplace] local_store): "
+                          f"{exc}; if another turnout command is using it, try again") from None
+    with running as market:
         yield make_client("local", endpoint_url=market.endpoint_url, max_attempts=max_attempts)
