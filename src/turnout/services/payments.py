@@ -963,6 +963,11 @@ def _bonus_one(ctx: MarketContext, target: Target, value: Decimal, text: str, ov
         try:
             paid = None if isinstance(market, CallFailure) else market.get(target.assignment_id, [])
             key, why = _bonus_key(ctx, target, override, value, text, paid)
+            existing = None
+            if key is not None:
+                L = ctx.db.models.LedgerEntry
+                with ctx.db.begin() as session:
+                    existing = session.scalar(select(L).where(L.idempotency_key == key))
         except Exception as exc:
             if not is_database_trouble(exc):
                 raise
@@ -973,9 +978,6 @@ def _bonus_one(ctx: MarketContext, target: Target, value: Decimal, text: str, ov
                 earlier.message += f"; ${money_str(value)} not sent: {why}"
                 return earlier
             return ItemResult("bonus", target.assignment_id, "skipped", why, **common)
-        L = ctx.db.models.LedgerEntry
-        with ctx.db.begin() as session:
-            existing = session.scalar(select(L).where(L.idempotency_key == key))
         if existing is None and isinstance(market, CallFailure) and not override:
             return ItemResult("bonus", target.assignment_id, "failed",
                               f"could not check ListBonusPayments ({market.text}); nothing sent", **common)
