@@ -4,20 +4,25 @@ Every action is four small steps (healthchecks' claimable work, sendalerts.py):
 
 1. **intent**: a ledger row with a unique idempotency key (``bonus:<mode>:<assignment>``)
    is inserted, or the existing one found. Two requests for the same payment meet here.
+   Its amount and reason never change: a bonus's UniqueRequestToken is derived from the
+   row, so the row must say what the token pays. A new amount is a new intent, made only
+   once the old one is settled as not paid.
 2. **claim**: a conditional UPDATE moves the row to ``claimed`` only from pending,
-   failed, unknown (or a claim gone stale); it must change exactly one row, so of two
-   processes at once only one goes on to call the marketplace.
+   failed, unknown (or a claim gone stale, or held by a dead process on this host); it
+   must change exactly one row, so of two processes at once only one calls the marketplace.
 3. **call**: the marketplace call, with the row's deterministic UniqueRequestToken where
-   MTurk takes one (SendBonus).
-4. **outcome**: succeeded / failed (with MTurk's error) / unknown (timeout, 5xx), in one
-   transaction with the participant's status change and the audit event.
+   MTurk takes one (SendBonus). Every attempt botocore makes is watched: if any of them
+   went unanswered or got a 5xx, the call is ``unknown`` whatever the later retries said.
+4. **outcome**: succeeded / failed (definitely refused) / unknown (may have been applied) /
+   noop (nothing moved under this row), in one transaction with the participant's status
+   change and the audit event.
 
-An unknown outcome is safe to retry: a bonus is re-sent with the same token (MTurk's
-duplicate-token error counts as success; past the token's 24 h life, ListBonusPayments is
-checked first), and an approve or reject that MTurk refuses because the assignment is no
-longer Submitted is checked with GetAssignment and counts as done if it is. A crash
-between the marketplace's success and step 4 leaves the row claimed; the claim goes
-stale and the next run settles it the same way.
+An unknown outcome is safe to retry: before a bonus is re-sent, ListBonusPayments is
+checked for any bonus to that worker and assignment the ledger does not account for (at
+any age: neither clock is trusted to say whether MTurk still remembers the token), and
+it is re-sent with the same token. An approve or reject that MTurk refuses because the
+assignment is no longer Submitted is checked with GetAssignment. docs/payments.md says
+all this for users.
 """
 
 from __future__ import annotations
