@@ -387,6 +387,20 @@ def test_extend_retried_after_an_unclear_answer_adds_once(recruiting: Recruiting
     assert r.state.get_hit(hit_id).max_assignments == 5
 
 
+def test_create_hit_dropped_then_throttled_is_unknown_and_settled_by_its_key(recruiting: Recruiting) -> None:
+    """The same rule for CreateHIT: a dropped response then throttles may have posted it."""
+    r = recruiting
+    ctx = retrying(r)
+    r.state.add_fault("CreateHIT", "drop_response")
+    r.state.add_fault("CreateHIT", "throttle", 2)
+    with pytest.raises(TurnoutError, match="it may exist") as raised:
+        hits.create_hit(ctx, max_assignments=3, reward="1.00", duration_hours=1)
+    key = raised.value.detail["request_key"]
+    again = hits.create_hit(ctx, max_assignments=3, reward="1.00", duration_hours=1, request_key=key)
+    assert len(r.state.list_hits().items) == 1
+    assert again["hit_id"] == r.state.list_hits().items[0].hit_id
+
+
 # --- 8. crash leftovers and bad values ---------------------------------------------------------------
 
 

@@ -412,13 +412,15 @@ def create_hit(ctx: MarketContext, *, max_assignments: int, reward: Any, duratio
         record_id, token = record.id, record.request_token
     hit_id: str | None = None
     failure: CallFailure | None = None
+    attempts = None
     try:
-        answer = ctx.client.create_hit(
-            MaxAssignments=request.max_assignments, LifetimeInSeconds=request.lifetime_seconds,
-            AssignmentDurationInSeconds=request.duration_seconds, Reward=money_str(request.reward),
-            Title=request.title, Keywords=request.keywords, Description=request.description,
-            Question=request.question, QualificationRequirements=request.qualifications,
-            RequesterAnnotation=request.annotation, UniqueRequestToken=token)
+        with watch_attempts(ctx.client) as attempts:
+            answer = ctx.client.create_hit(
+                MaxAssignments=request.max_assignments, LifetimeInSeconds=request.lifetime_seconds,
+                AssignmentDurationInSeconds=request.duration_seconds, Reward=money_str(request.reward),
+                Title=request.title, Keywords=request.keywords, Description=request.description,
+                Question=request.question, QualificationRequirements=request.qualifications,
+                RequesterAnnotation=request.annotation, UniqueRequestToken=token)
         hit_id = answer["HIT"]["HITId"]
     except Exception as exc:
         failure = classify(exc)
@@ -427,6 +429,10 @@ def create_hit(ctx: MarketContext, *, max_assignments: int, reward: Any, duratio
         if not failure.unknown and is_duplicate_token(failure):
             hit_id = _hit_id_from(failure)
             failure = None if hit_id else failure
+        elif attempts is not None and attempts.count > 1 and attempts.ambiguous and not failure.unknown:
+            # An earlier attempt may have posted the HIT; a later throttle does not say otherwise.
+            failure = CallFailure(unknown=True, code=failure.code, message=f"{failure.message} (an earlier "
+                                  f"attempt got {attempts.ambiguous})", turk_code=failure.turk_code)
     state = "created" if hit_id else ("unknown" if failure and failure.unknown else "failed")
     with ctx.db.begin() as session:
         record = session.get(R, record_id)
