@@ -154,6 +154,67 @@ def emit(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:
             click.echo(out)
 
 
+def _parsed(parse: Callable[[], Any]) -> Any:
+    """Run one of the services' parsers (the rules live there, shared with the dashboard
+    and the API); a refusal is one line and exit status 1."""
+    from turnout.errors import TurnoutError
+
+    try:
+        return parse()
+    except TurnoutError as exc:
+        raise CliError(exc.message) from None
+
+
+def other_projects_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--allow-other-projects", "allow_other", is_flag=True,
+                        help="Act on assignments or a HIT that are not this project's (another project sharing "
+                             "the marketplace account); refused without it.")(f)
+
+
+def _when(value: Any) -> str:
+    """A time for people: to the second, in the local time zone (``2026-01-01 13:00:00 CET``)."""
+    from datetime import datetime
+
+    if value in (None, ""):
+        return ""
+    moment = value
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if not isinstance(moment, datetime):
+        return str(value)
+    if moment.tzinfo is None:
+        from datetime import UTC
+
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def _money(value: Any) -> str:
+    """Dollars with two decimals (``0.5`` -> ``0.50``); anything else as it is."""
+    from decimal import Decimal, InvalidOperation
+
+    if value in (None, ""):
+        return ""
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    return f"{amount:.2f}" if amount.is_finite() and abs(amount) < 10**12 else str(value)
+
+
+def _status_name(code: Any) -> str:
+    """psiTurk's participant status code as its name (``5`` -> ``credited``)."""
+    from turnout.experiment.status import Status
+
+    try:
+        return Status(int(code)).name.lower().replace("_", " ")
+    except (TypeError, ValueError):
+        return "" if code is None else str(code)
+
+
 def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     cells = [[str(c) if c is not None else "" for c in header]] + [[str(c) if c is not None else "" for c in r]
                                                                      for r in rows]
@@ -190,13 +251,14 @@ def hit_create(click_ctx: click.Context, n: str, reward: str, hours: str, requir
     Title, description, keywords, lifetime and qualifications come from config.txt
     [HIT Configuration]. Shows the cost with MTurk's fees and asks first.
     """
-    from turnout.services import hits
+    from turnout.services import hits, recruitment
     from turnout.services.recruitment import money_str
 
-    if not re.fullmatch(r"\d+", n.strip()) or int(n) < 1:
-        raise CliError(f"N must be a whole number of assignments, at least 1 (got {n!r})")
+    count = _parsed(lambda: recruitment.parse_count(n, what="N (the number of assignments)"))
+    _parsed(lambda: recruitment.parse_money(reward, what="REWARD", minimum=recruitment.MIN_REWARD))
+    _parsed(lambda: recruitment.parse_hours(hours, what="HOURS (the assignment duration)"))
     with market(click_ctx, mode) as ctx:
-        request = hits.build_hit_request(ctx, max_assignments=int(n), reward=reward, duration_hours=hours,
+        request = hits.build_hit_request(ctx, max_assignments=count, reward=reward, duration_hours=hours,
                                          require_qualification_ids=require, block_qualification_ids=block)
         cost = request.cost()
         free = {"local": " (offline marketplace: no real money)", "sandbox": " (sandbox: no real money)"}
@@ -207,7 +269,7 @@ def hit_create(click_ctx: click.Context, n: str, reward: str, hours: str, requir
             click.echo("  note: 10 or more assignments doubles MTurk's fee (40% instead of 20%)", err=as_json)
         prefix = "LIVE MTurk, real money: " if ctx.mode == "live" else ""
         confirm(f"{prefix}create this HIT?", yes)
-        created = hits.create_hit(ctx, max_assignments=int(n), reward=reward, duration_hours=hours,
+        created = hits.create_hit(ctx, max_assignments=count, reward=reward, duration_hours=hours,
                                   require_qualification_ids=require, block_qualification_ids=block,
                                   request_key=request_key, confirm_live=True)
         created["mode"] = ctx.mode
@@ -247,12 +309,14 @@ def hit_list(click_ctx: click.Context, active: bool, reviewable: bool, all_studi
     def text(rows: list[dict[str, Any]]) -> str:
         if not rows:
             return "no HITs"
-        return _table([(h["hitid"], h["status"], h["max_assignments"], h["number_assignments_completed"],
-                         h["number_assignments_pending"], h["number_assignments_available"],
-                         h["number_submissions_needing_action"], h["reward"], h["expiration"], h["codeversion"])
-                        for h in rows],
-                       ("HIT", "status", "max", "completed", "pending", "available", "to review", "reward",
-                        "expires", "codeversion"))
+        table = _table([(h["hitid"], h["status"], h["max_assignments"], h["number_assignments_completed"],
+                          h["number_assignments_pending"], h["number_assignments_available"],
+                          h["number_submissions_needing_action"], _money(h["reward"]), _when(h["expiration"]),
+                          h["codeversion"]) for h in rows],
+                        ("HIT", "status", "max", "reviewed", "pending", "available", "to review", "reward",
+                         "expires", "codeversion"))
+        return table + ("\nreviewed = approved or rejected (MTurk's NumberOfAssignmentsCompleted, psiTurk's "
+                        "\"completed\"); to review = submitted, waiting for approve or reject")
 
     emit(found, as_json, text)
 
@@ -359,11 +423,26 @@ def worker_list(click_ctx: click.Context, status: str | None, hit_ids: tuple[str
     def text(rs: list[dict[str, Any]]) -> str:
         if not rs:
             return "no assignments"
-        return _table([(r["assignmentId"], r["workerId"], r["hitId"], r["status"], r["local_status"],
-                        r["bonus"] if r["uniqueid"] else "-", ",".join(r["bonuses_paid"]) or "-") for r in rs],
-                      ("assignment", "worker", "HIT", "status", "local", "bonus", "bonus paid"))
+        return _table([(r["assignmentId"], r["workerId"], r["hitId"], r["status"],
+                        _status_name(r["local_status"]) if r["uniqueid"] else "-",
+                        _money(r["bonus"]) if r["uniqueid"] else "-", _when(r["submit_time"]), _bonus_paid(r))
+                       for r in rs],
+                      ("assignment", "worker", "HIT", "status", "participant", "bonus column", "submitted",
+                       "bonus paid"))
 
     emit(rows, as_json, text)
+
+
+def _bonus_paid(row: dict[str, Any]) -> str:
+    """What the marketplace paid (its own ListBonusPayments); where the ledger says
+    otherwise, both, so a difference is never hidden."""
+    market, ledger = row.get("bonuses_marketplace"), row["bonuses_paid"]
+    if market is None:
+        return (",".join(ledger) or "-") + " (ledger; marketplace not checked)"
+    shown = ",".join(market) or "-"
+    if row.get("bonus_mismatch"):
+        shown += f" (ledger: {','.join(ledger) or 'none'})"
+    return shown
 
 
 def _target_args(all_: bool, hit_id: str | None, ids: tuple[str, ...], *, allow_all: bool = True) -> None:
@@ -373,11 +452,20 @@ def _target_args(all_: bool, hit_id: str | None, ids: tuple[str, ...], *, allow_
         raise CliError(f"give exactly one of {options}")
 
 
+def _paid_line(result: Any) -> str:
+    """What a run paid, as ``hit create`` announces it: to workers, MTurk's fees, total."""
+    from turnout.services.recruitment import money_str
+
+    free = {"local": " (offline marketplace: no real money)", "sandbox": " (sandbox: no real money)"}
+    return (f"; paid ${money_str(result.paid)} to workers + MTurk fees ${money_str(result.fees)} = "
+            f"${money_str(result.total)}{free.get(result.mode, '')}")
+
+
 def _batch(result: Any, as_json: bool) -> None:
     def text(r: Any) -> str:
         lines = [f"{i.assignment_id}: {i.outcome}: {i.message}" for i in r.items]
         counts = ", ".join(f"{n} {k}" for k, n in sorted(r.counts().items())) or "nothing to do"
-        lines.append(f"{r.action} ({r.mode}): {counts}" + (f"; paid ${r.paid}" if r.paid else ""))
+        lines.append(f"{r.action} ({r.mode}): {counts}" + (_paid_line(r) if r.paid else ""))
         return "\n".join(lines)
 
     if as_json:
@@ -393,12 +481,14 @@ def _batch(result: Any, as_json: bool) -> None:
 @click.option("--hit", "hit_id", metavar="ID", help="The submitted assignments of this HIT.")
 @click.option("--codeversion", help="With --all: this experiment_code_version (default: the project's).")
 @click.argument("assignment_ids", nargs=-1, metavar="[ASSIGNMENTID]...")
+@other_projects_option
 @yes_option
 @mode_option
 @json_option
 @click.pass_context
 def worker_approve(click_ctx: click.Context, all_: bool, hit_id: str | None, codeversion: str | None,
-                   assignment_ids: tuple[str, ...], yes: bool, mode: str | None, as_json: bool) -> None:
+                   assignment_ids: tuple[str, ...], allow_other: bool, yes: bool, mode: str | None,
+                   as_json: bool) -> None:
     """Approve work (pays the reward). Approving twice never pays twice."""
     from turnout.services import payments
 
@@ -408,9 +498,10 @@ def worker_approve(click_ctx: click.Context, all_: bool, hit_id: str | None, cod
         if all_:
             result = payments.approve_all(ctx, codeversion=codeversion, confirm_live=confirmed)
         elif hit_id:
-            result = payments.approve_hit(ctx, hit_id, confirm_live=confirmed)
+            result = payments.approve_hit(ctx, hit_id, confirm_live=confirmed, allow_other_projects=allow_other)
         else:
-            result = payments.approve(ctx, list(assignment_ids), confirm_live=confirmed)
+            result = payments.approve(ctx, list(assignment_ids), confirm_live=confirmed,
+                                      allow_other_projects=allow_other)
     _batch(result, as_json)
 
 
@@ -418,12 +509,14 @@ def worker_approve(click_ctx: click.Context, all_: bool, hit_id: str | None, cod
 @click.option("--hit", "hit_id", metavar="ID", help="The submitted assignments of this HIT.")
 @click.option("--feedback", help="What the worker is told (RequesterFeedback).")
 @click.argument("assignment_ids", nargs=-1, metavar="[ASSIGNMENTID]...")
+@other_projects_option
 @yes_option
 @mode_option
 @json_option
 @click.pass_context
 def worker_reject(click_ctx: click.Context, hit_id: str | None, feedback: str | None,
-                  assignment_ids: tuple[str, ...], yes: bool, mode: str | None, as_json: bool) -> None:
+                  assignment_ids: tuple[str, ...], allow_other: bool, yes: bool, mode: str | None,
+                  as_json: bool) -> None:
     """Reject submitted work, with feedback to the worker (recorded in the ledger)."""
     from turnout.services import payments
 
@@ -431,21 +524,24 @@ def worker_reject(click_ctx: click.Context, hit_id: str | None, feedback: str | 
     with market(click_ctx, mode) as ctx:
         confirmed = confirm_money(ctx, "reject assignments", yes)
         if hit_id:
-            result = payments.reject_hit(ctx, hit_id, feedback=feedback, confirm_live=confirmed)
+            result = payments.reject_hit(ctx, hit_id, feedback=feedback, confirm_live=confirmed,
+                                         allow_other_projects=allow_other)
         else:
-            result = payments.reject(ctx, list(assignment_ids), feedback=feedback, confirm_live=confirmed)
+            result = payments.reject(ctx, list(assignment_ids), feedback=feedback, confirm_live=confirmed,
+                                     allow_other_projects=allow_other)
     _batch(result, as_json)
 
 
 @worker_group.command("unreject")
 @click.option("--hit", "hit_id", metavar="ID", help="The rejected assignments of this HIT.")
 @click.argument("assignment_ids", nargs=-1, metavar="[ASSIGNMENTID]...")
+@other_projects_option
 @yes_option
 @mode_option
 @json_option
 @click.pass_context
-def worker_unreject(click_ctx: click.Context, hit_id: str | None, assignment_ids: tuple[str, ...], yes: bool,
-                    mode: str | None, as_json: bool) -> None:
+def worker_unreject(click_ctx: click.Context, hit_id: str | None, assignment_ids: tuple[str, ...],
+                    allow_other: bool, yes: bool, mode: str | None, as_json: bool) -> None:
     """Approve rejected work (within MTurk's 30 days); failures are reported as failures."""
     from turnout.services import payments
 
@@ -453,9 +549,10 @@ def worker_unreject(click_ctx: click.Context, hit_id: str | None, assignment_ids
     with market(click_ctx, mode) as ctx:
         confirmed = confirm_money(ctx, "approve rejected assignments (paying their reward)", yes)
         if hit_id:
-            result = payments.unreject_hit(ctx, hit_id, confirm_live=confirmed)
+            result = payments.unreject_hit(ctx, hit_id, confirm_live=confirmed, allow_other_projects=allow_other)
         else:
-            result = payments.unreject(ctx, list(assignment_ids), confirm_live=confirmed)
+            result = payments.unreject(ctx, list(assignment_ids), confirm_live=confirmed,
+                                       allow_other_projects=allow_other)
     _batch(result, as_json)
 
 
@@ -467,20 +564,25 @@ def worker_unreject(click_ctx: click.Context, hit_id: str | None, assignment_ids
 @click.option("--hit", "hit_id", metavar="ID", help="The approved assignments of this HIT.")
 @click.option("--codeversion", help="With --all: this experiment_code_version (default: the project's).")
 @click.option("--override-bonused-status", "override", is_flag=True,
-              help="Pay again an assignment that already got a bonus (a separate, new payment).")
+              help="Pay AGAIN an assignment that already got a bonus: one further payment per amount and "
+                   "reason (re-running the same request does not pay a third time).")
 @click.argument("assignment_ids", nargs=-1, metavar="[ASSIGNMENTID]...")
+@other_projects_option
 @yes_option
 @mode_option
 @json_option
 @click.pass_context
 def worker_bonus(click_ctx: click.Context, amount: str | None, auto: bool, reason: str | None, all_: bool,
                  hit_id: str | None, codeversion: str | None, override: bool, assignment_ids: tuple[str, ...],
-                 yes: bool, mode: str | None, as_json: bool) -> None:
-    """Pay bonuses, each exactly once (a repeat is refused unless --override-bonused-status)."""
-    from turnout.services import payments
+                 allow_other: bool, yes: bool, mode: str | None, as_json: bool) -> None:
+    """Pay bonuses to approved work, each exactly once (a repeat is refused unless
+    --override-bonused-status)."""
+    from turnout.services import payments, recruitment
 
     if (amount is None) == (not auto):
         raise CliError("give exactly one of --amount X and --auto")
+    if amount is not None:
+        _parsed(lambda: recruitment.parse_money(amount, what="--amount"))
     _target_args(all_, hit_id, assignment_ids)
     settings: Settings = _settings(click_ctx)
     reason = reason or (settings.get("Shell Parameters", "bonus_message", fallback="") or "")
@@ -488,16 +590,20 @@ def worker_bonus(click_ctx: click.Context, amount: str | None, auto: bool, reaso
         raise CliError("--reason is required (or set [Shell Parameters] bonus_message); MTurk shows it to the worker")
     value: str = payments.AUTO if auto else str(amount)
     with market(click_ctx, mode) as ctx:
-        confirmed = confirm_money(ctx, "pay bonuses", yes)
+        preview = payments.preview_bonus(ctx, override=override)
+        if preview:
+            click.echo(f"note: {preview}", err=True)
+        confirmed = confirm_money(ctx, "pay bonuses" + (" (paying AGAIN where already bonused)" if override else ""),
+                                  yes)
         if all_:
             result = payments.bonus_all(ctx, amount=value, reason=reason, codeversion=codeversion,
                                         override=override, confirm_live=confirmed)
         elif hit_id:
             result = payments.bonus_hit(ctx, hit_id, amount=value, reason=reason, override=override,
-                                        confirm_live=confirmed)
+                                        confirm_live=confirmed, allow_other_projects=allow_other)
         else:
             result = payments.bonus(ctx, list(assignment_ids), amount=value, reason=reason, override=override,
-                                    confirm_live=confirmed)
+                                    confirm_live=confirmed, allow_other_projects=allow_other)
     _batch(result, as_json)
 
 
@@ -524,8 +630,8 @@ def ledger_list(click_ctx: click.Context, assignment_id: str | None, kind: str |
     with market(click_ctx, mode) as ctx:
         rows = payments.ledger_entries(ctx, assignment_id=assignment_id, kind=kind, limit=limit)
     emit(rows, as_json, lambda rs: _table(
-        [(r["id"], r["kind"], r["assignment_id"], r["amount"], r["state"], r["attempts"], r["created_at"],
-          r["error"]) for r in rs],
+        [(r["id"], r["kind"], r["assignment_id"], _money(r["amount"]), r["state"], r["attempts"],
+          _when(r["created_at"]), r["error"]) for r in rs],
         ("#", "kind", "assignment", "amount", "state", "tries", "created", "note")) if rs else "ledger is empty")
 
 

@@ -138,3 +138,79 @@ def test_set_launch_mode_adds_section_when_missing(tmp_path: Path) -> None:
     config.write_text("[HIT Configuration]\ntitle = x")
     set_launch_mode(config, "live")
     assert config.read_text() == "[HIT Configuration]\ntitle = x\n\n[Shell Parameters]\nlaunch_in_mode = live\n"
+
+
+def test_money_and_duration_input_is_refused_on_one_line(project: Path) -> None:
+    """Issue 6 items 6 and 7: no traceback, nothing posted or paid, for amounts and durations
+    MTurk would refuse or no one meant."""
+    bonus = ["worker", "bonus", "--all", "--reason", "x", "--amount"]
+    for args in ([*bonus, "1e999"], [*bonus, "1e2"], [*bonus, "1.005"], [*bonus, "inf"], [*bonus, "-1"],
+                 ["hit", "create", "3", "1e999", "1", "--yes"], ["hit", "create", "3", "0.50", "inf", "--yes"],
+                 ["hit", "create", "99999999999999999999", "0.50", "1", "--yes"],
+                 ["hit", "create", "3", "0.50", "1e-9", "--yes"], ["hit", "create", "3", "0.50", "0.008", "--yes"],
+                 ["hit", "create", "3", "0.50", "8761", "--yes"], ["hit", "create", "3", "1e2", "1", "--yes"],
+                 ["hit", "create", "3", "0.00", "1", "--yes"], ["hit", "create", "3", "0.50", "nan", "--yes"]):
+        result = run(project, *args)
+        assert result.exit_code == 1, (args, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+        assert result.stderr.startswith("turnout: "), (args, result.stderr)
+        assert "Traceback" not in result.output
+    assert "at least 30 seconds" in run(project, "hit", "create", "3", "0.50", "0.008", "--yes").stderr
+    assert "plain" in run(project, *bonus, "1e2").stderr
+    assert ok_json(project, "hit", "list") == []
+    created = ok_json(project, "hit", "create", "3", "0.50", "0.0084", "--yes")  # 30.24 s: MTurk's minimum
+    assert created["state"] == "created"
+
+
+def test_override_is_previewed_as_paying_again(project: Path) -> None:
+    result = run(project, "worker", "bonus", "--all", "--amount", "0.50", "--reason", "x",
+                 "--override-bonused-status")
+    assert result.exit_code == 0, result.output
+    assert "paid AGAIN" in result.stderr
+
+
+def test_payment_summaries_show_fees_and_tables_are_readable(project: Path) -> None:
+    """Issue 11 items 3 and 4: what workers got, MTurk's fees and the total; names, two
+    decimals, times to the second, the real override flag."""
+    hit_id = ok_json(project, "hit", "create", "4", "1.30", "1", "--yes")["hit_id"]
+    submit(project, hit_id, 2)
+    approved = run(project, "worker", "approve", "--all")
+    assert approved.exit_code == 0, approved.output
+    assert "paid $2.60 to workers + MTurk fees $0.52 = $3.12" in approved.stdout
+    bonused = run(project, "worker", "bonus", "--amount", "0.5", "--reason", "thanks", "--all")
+    assert "paid $1.00 to workers + MTurk fees $0.20 = $1.20" in bonused.stdout
+    assert ok_json(project, "balance")["available_balance"] == f"{10000 - 3.12 - 1.20:.2f}"
+    again = run(project, "worker", "bonus", "--amount", "0.5", "--reason", "thanks", "--all")
+    assert "pass --override-bonused-status to pay another bonus" in again.stdout
+
+    listed = run(project, "worker", "list").stdout
+    assert "participant" in listed and "0.50" in listed
+    hits_table = run(project, "hit", "list").stdout
+    assert "reviewed" in hits_table and "approved or rejected" in hits_table
+    assert "1.30" in hits_table
+    import re
+
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", hits_table), hits_table
+    assert not re.search(r"\d\d:\d\d:\d\d\.\d", hits_table + listed), "times are to the second"
+    ledger = run(project, "ledger", "list").stdout
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", ledger) and "0.50" in ledger
+
+
+def test_worker_list_names_participant_statuses() -> None:
+    from turnout.cli_marketplace import _money, _status_name, _when
+
+    assert [_status_name(c) for c in (4, 5, 7, None)] == ["submitted", "credited", "bonused", ""]
+    assert (_money("0.5"), _money(0.3), _money(None)) == ("0.50", "0.30", "")
+    assert _when("2026-01-01T12:00:00.123456+00:00").count(":") == 2
+
+
+def test_an_unusable_marketplace_store_is_one_line(project: Path) -> None:
+    """Issue 13 item 8: a store the offline marketplace cannot open (locked past SQLite's busy
+    timeout, not a SQLite file) ends the command with one line naming it, not a traceback."""
+    path = load_settings(project).marketplace_store
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("not a database")
+    result = run(project, "worker", "bonus", "--amount", "0.50", "--reason", "x", "--all")
+    assert result.exit_code == 1, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and "local_store" in result.stderr, result.stderr
+    assert "Traceback" not in result.output

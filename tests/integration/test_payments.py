@@ -90,7 +90,8 @@ def test_bonus_retry_after_timeout_pays_once(recruiting: Recruiting) -> None:
 
     retry = payments.bonus(r.ctx, [a.assignment_id], amount="1.50", reason="thanks")
     assert [i.outcome for i in retry.items] == ["ok"]
-    assert "duplicate UniqueRequestToken" in retry.items[0].message
+    # A retry of a bonus that may have landed looks at ListBonusPayments before re-sending.
+    assert "found in ListBonusPayments" in retry.items[0].message
     assert len(r.bonus_payments(a.assignment_id)) == 1
     assert debited(r) == Decimal("1.20") + Decimal("1.80")
     (entry,) = r.ledger(kind="bonus")
@@ -236,7 +237,9 @@ def test_two_processes_at_once_pay_once(recruiting: Recruiting) -> None:
 
     for action in ("approve", "bonus"):
         done = [i.outcome for batch in results[action] for i in batch.items]
-        assert len(done) == 8 and done.count("ok") == 4, (action, done)  # each item: one payer, one refusal
+        # Each assignment: one payer. The other process saw it busy or done, or (when its
+        # listing came after the first approval) did not list it as Submitted at all.
+        assert 4 <= len(done) <= 8 and done.count("ok") == 4, (action, done)
         assert set(done) <= {"ok", "already", "busy", "skipped"}, (action, done)
     for a in assignments:
         assert len(r.bonus_payments(a.assignment_id)) == 1
@@ -269,7 +272,8 @@ def test_override_pays_a_second_bonus_under_a_new_key(recruiting: Recruiting) ->
     second = payments.bonus(r.ctx, [a.assignment_id], amount="0.50", reason="second", override=True)
     assert [i.outcome for i in second.items] == ["ok"]
     keys = [e.idempotency_key for e in r.ledger(kind="bonus")]
-    assert keys == [f"bonus:local:{a.assignment_id}", f"bonus:local:{a.assignment_id}:2"]
+    assert keys == [f"bonus:local:{a.assignment_id}",
+                    payments.override_stem(r.ctx, a.assignment_id, Decimal("0.50"), "second")]
     assert len(r.bonus_payments(a.assignment_id)) == 2
 
 

@@ -21,6 +21,8 @@ from turnout.services.recruitment import (
     MarketContext,
     classify,
     is_duplicate_token,
+    parse_count,
+    parse_hours,
     parse_money,
     request_token,
 )
@@ -80,7 +82,8 @@ def test_parse_money_accepts(value: Any, expected: str) -> None:
     assert str(parse_money(value)) == expected
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "1.001", "x", "NaN", 0.5, None, True])
+@pytest.mark.parametrize("value", ["0", "-1", "1.001", "x", "NaN", 0.5, None, True, "1e2", "1e999", "inf",
+                                   "Infinity", "1E+2", "0x10", "1_000", "1000000000", Decimal("1e999")])
 def test_parse_money_refuses(value: Any) -> None:
     with pytest.raises(InvalidInput):
         parse_money(value)
@@ -91,6 +94,26 @@ def test_auto_amount_rounds_only_float_noise() -> None:
     assert payments.auto_amount(0) is None and payments.auto_amount(None) is None
     with pytest.raises(InvalidInput):
         payments.auto_amount(0.125)
+    for bad in (float("inf"), float("-inf"), float("nan"), 1e300, -0.5):
+        with pytest.raises(InvalidInput):
+            payments.auto_amount(bad)
+
+
+@pytest.mark.parametrize("hours,seconds", [("1", 3600), ("0.5", 1800), (0.0084, 30), ("8760", 31_536_000)])
+def test_parse_hours_accepts_mturk_durations(hours: Any, seconds: int) -> None:
+    assert parse_hours(hours) == seconds
+
+
+@pytest.mark.parametrize("hours", ["1e-9", "0", "-1", "inf", "nan", "0.008", "8761", float("inf"), "1e3", "", None])
+def test_parse_hours_refuses_what_mturk_refuses(hours: Any) -> None:
+    with pytest.raises(InvalidInput):
+        parse_hours(hours)
+
+
+@pytest.mark.parametrize("count", ["0", "99999999999999999999", "-1", "1.5", "1e3", 0, True, 10**10])
+def test_parse_count_refuses(count: Any) -> None:
+    with pytest.raises(InvalidInput):
+        parse_count(count)
 
 
 def test_request_tokens_are_deterministic_and_short() -> None:
@@ -142,37 +165,47 @@ def stubbed(make_settings: Any, sqlite_url: str, clock: Any) -> Any:
     db.dispose()
 
 
+def _assignment(stub: Any, status: str = "Submitted") -> None:
+    stub.add_response("get_assignment", {"Assignment": {"AssignmentId": "A1", "WorkerId": "AW1", "HITId": "H1",
+                                                        "AssignmentStatus": status}}, {"AssignmentId": "A1"})
+
+
 def test_approve_refused_as_not_submitted_but_approved_counts_as_done(stubbed: Any) -> None:
     ctx, stub = stubbed
+    _assignment(stub)
     stub.add_client_error("approve_assignment", "RequestError",
                           "This operation can be called with a status of: Submitted (1)", 400,
                           expected_params={"AssignmentId": "A1"})
     stub.add_response("get_assignment", {"Assignment": {"AssignmentId": "A1", "AssignmentStatus": "Approved"}},
                       {"AssignmentId": "A1"})
-    result = payments.approve(ctx, ["A1"])
-    assert [(i.outcome, i.message) for i in result.items] == [("ok", "approved (the assignment was already Approved)")]
+    result = payments.approve(ctx, ["A1"], allow_other_projects=True)
+    assert [i.outcome for i in result.items] == ["ok"]
+    assert result.items[0].message.startswith("approved (the assignment was already Approved")
     stub.assert_no_pending_responses()
 
 
 def test_approve_of_a_rejected_assignment_fails_with_the_reason(stubbed: Any) -> None:
     ctx, stub = stubbed
+    _assignment(stub)
     stub.add_client_error("approve_assignment", "RequestError",
                           "This operation can be called with a status of: Submitted (1)", 400)
     stub.add_response("get_assignment", {"Assignment": {"AssignmentId": "A1", "AssignmentStatus": "Rejected"}})
-    (item,) = payments.approve(ctx, ["A1"]).items
+    (item,) = payments.approve(ctx, ["A1"], allow_other_projects=True).items
     assert item.outcome == "failed" and "the assignment is Rejected" in item.message
 
 
 def test_bonus_unknown_then_duplicate_token_is_paid_once(stubbed: Any) -> None:
     ctx, stub = stubbed
-    stub.add_response("get_assignment", {"Assignment": {"AssignmentId": "A1", "WorkerId": "AW1"}})
+    _assignment(stub, "Approved")
+    stub.add_response("list_bonus_payments", {"BonusPayments": [], "NumResults": 0})
     stub.add_client_error("send_bonus", "ServiceFault", "Internal error", 503)
-    (first,) = payments.bonus(ctx, ["A1"], amount="1.00", reason="r").items
+    (first,) = payments.bonus(ctx, ["A1"], amount="1.00", reason="r", allow_other_projects=True).items
     assert first.outcome == "unknown"
     (entry,) = payments.ledger_entries(ctx, kind="bonus")
     token = None
     with ctx.db.begin() as session:
         token = session.get(ctx.db.models.LedgerEntry, entry["id"]).request_token
+    stub.add_response("list_bonus_payments", {"BonusPayments": [], "NumResults": 0})  # checked first
     stub.add_client_error("send_bonus", "RequestError", "The request with UniqueRequestToken has already been "
                           "processed", 400, expected_params={"WorkerId": "AW1", "AssignmentId": "A1",
                                                              "BonusAmount": "1.00", "Reason": "r",

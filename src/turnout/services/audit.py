@@ -61,8 +61,9 @@ class AuditView:
 
 
 def list_events(ctx: MarketContext, *, limit: int = 100, before_id: int | None = None,
-                action: str | None = None, mode: str | None = None) -> list[AuditView]:
-    """Newest first, one page at a time (keyset on id)."""
+                action: str | None = None, mode: str | None = None,
+                target: str | None = None) -> list[AuditView]:
+    """Newest first, one page at a time (keyset on id); optionally one action/mode/target."""
     A = ctx.db.models.AuditEvent
     query = select(A).where(A.study == ctx.study).order_by(A.id.desc()).limit(max(1, min(limit, 1000)))
     if before_id is not None:
@@ -71,6 +72,8 @@ def list_events(ctx: MarketContext, *, limit: int = 100, before_id: int | None =
         query = query.where(A.action == action)
     if mode is not None:
         query = query.where(A.mode == mode)
+    if target is not None:
+        query = query.where(A.target == target)
     with ctx.db.begin() as session:
         rows = list(session.scalars(query))
     return [AuditView(r.id, r.at, r.actor, r.action, r.mode, r.marketplace, r.target, r.outcome, r.ledger_id,

@@ -27,15 +27,21 @@ from turnout.config import ConfigError, Settings
 from turnout.errors import Conflict, InvalidInput, NotFound, TurnoutError
 from turnout.services import audit
 from turnout.services.recruitment import (
+    DURATION_SECONDS,
+    LIFETIME_SECONDS,
+    MIN_REWARD,
     CallFailure,
     MarketContext,
     classify,
     is_duplicate_token,
     money_str,
     paginate,
+    parse_count,
+    parse_hours,
     parse_money,
     request_token,
     require_live_confirmation,
+    watch_attempts,
 )
 
 SECTION = "HIT Configuration"
@@ -216,28 +222,17 @@ class HitRequest:
         return cost_estimate(self.max_assignments, self.reward, masters=self.masters)
 
 
-def _hours(value: Any, what: str) -> float:
-    try:
-        hours = float(value)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"{what} must be a number of hours, got {value!r}") from None
-    if not hours > 0:
-        raise InvalidInput(f"{what} must be greater than 0 hours, got {value!r}")
-    return hours
-
-
 def build_hit_request(ctx: MarketContext, *, max_assignments: int, reward: Any, duration_hours: Any,
                       require_qualification_ids: Sequence[str] = (),
                       block_qualification_ids: Sequence[str] = (),
                       repeat_block_id: str | None = None) -> HitRequest:
     """Check the arguments and the config, and build the CreateHIT request (no calls)."""
     s = ctx.settings
-    if isinstance(max_assignments, bool) or not isinstance(max_assignments, int) or max_assignments < 1:
-        raise InvalidInput(f"the number of assignments must be a whole number of at least 1, got {max_assignments!r}")
-    amount = parse_money(reward, what="reward", allow_zero=True)
-    duration = _hours(duration_hours, "the assignment duration")
+    max_assignments = parse_count(max_assignments, what="the number of assignments")
+    amount = parse_money(reward, what="reward", minimum=MIN_REWARD)
+    duration = parse_hours(duration_hours, what="the assignment duration (hours)", bounds=DURATION_SECONDS)
     lifetime_text = _cfg(s, "lifetime", default="24")
-    lifetime = _hours(lifetime_text, f"[{SECTION}] lifetime")
+    lifetime = parse_hours(lifetime_text, what=f"[{SECTION}] lifetime (hours)", bounds=LIFETIME_SECONDS)
     title = _cfg(s, "title", raw=True)
     description = _cfg(s, "description", raw=True)
     if not title or not description:
@@ -248,8 +243,8 @@ def build_hit_request(ctx: MarketContext, *, max_assignments: int, reward: Any, 
     annotation = f"turnout study={ctx.study} codeversion={ctx.codeversion} project={s.project_dir.name}"[:255]
     return HitRequest(
         title=title, description=description, keywords=_cfg(s, "keywords"), reward=amount,
-        max_assignments=max_assignments, lifetime_seconds=max(30, int(lifetime * 3600)),
-        duration_seconds=max(30, int(duration * 3600)), qualifications=quals,
+        max_assignments=max_assignments, lifetime_seconds=lifetime,
+        duration_seconds=duration, qualifications=quals,
         question=external_question(ad_url(s, ctx.mode)), annotation=annotation,
     )
 
@@ -417,13 +412,15 @@ def create_hit(ctx: MarketContext, *, max_assignments: int, reward: Any, duratio
         record_id, token = record.id, record.request_token
     hit_id: str | None = None
     failure: CallFailure | None = None
+    attempts = None
     try:
-        answer = ctx.client.create_hit(
-            MaxAssignments=request.max_assignments, LifetimeInSeconds=request.lifetime_seconds,
-            AssignmentDurationInSeconds=request.duration_seconds, Reward=money_str(request.reward),
-            Title=request.title, Keywords=request.keywords, Description=request.description,
-            Question=request.question, QualificationRequirements=request.qualifications,
-            RequesterAnnotation=request.annotation, UniqueRequestToken=token)
+        with watch_attempts(ctx.client) as attempts:
+            answer = ctx.client.create_hit(
+                MaxAssignments=request.max_assignments, LifetimeInSeconds=request.lifetime_seconds,
+                AssignmentDurationInSeconds=request.duration_seconds, Reward=money_str(request.reward),
+                Title=request.title, Keywords=request.keywords, Description=request.description,
+                Question=request.question, QualificationRequirements=request.qualifications,
+                RequesterAnnotation=request.annotation, UniqueRequestToken=token)
         hit_id = answer["HIT"]["HITId"]
     except Exception as exc:
         failure = classify(exc)
@@ -432,6 +429,10 @@ def create_hit(ctx: MarketContext, *, max_assignments: int, reward: Any, duratio
         if not failure.unknown and is_duplicate_token(failure):
             hit_id = _hit_id_from(failure)
             failure = None if hit_id else failure
+        elif attempts is not None and attempts.count > 1 and attempts.ambiguous and not failure.unknown:
+            # An earlier attempt may have posted the HIT; a later throttle does not say otherwise.
+            failure = CallFailure(unknown=True, code=failure.code, message=f"{failure.message} (an earlier "
+                                  f"attempt got {attempts.ambiguous})", turk_code=failure.turk_code)
     state = "created" if hit_id else ("unknown" if failure and failure.unknown else "failed")
     with ctx.db.begin() as session:
         record = session.get(R, record_id)
@@ -562,32 +563,76 @@ def extend_hit(ctx: MarketContext, hit_id: str, *, assignments: int | None = Non
     done: dict[str, Any] = {"hit_id": hit_id}
     try:
         if assignments:
-            token = request_token("CreateAdditionalAssignmentsForHIT", hit_id, current, assignments)
-            try:
-                ctx.client.create_additional_assignments_for_hit(
-                    HITId=hit_id, NumberOfAdditionalAssignments=assignments, UniqueRequestToken=token)
-            except Exception as exc:
-                failure = classify(exc)
-                if failure is None:
-                    raise
-                if failure.unknown or not is_duplicate_token(failure):
-                    raise _marketplace_error(failure, f"add assignments to HIT {hit_id}") from None
-            done["max_assignments"] = current + assignments
+            token, basis, earlier = _extend_intent(ctx, hit_id, assignments, current)
+            if earlier and current >= basis + assignments:
+                done["note"] = (f"an earlier request to add {assignments} (from {basis}) had gone through; "
+                                "nothing added again")
+            else:
+                _add_assignments(ctx, hit_id, assignments, token, basis)
+                current = basis + assignments if earlier else current + assignments
+            done["max_assignments"] = current
             R = ctx.db.models.HitRecord
             with ctx.db.begin() as session:
                 for rec in session.scalars(select(R).where(R.mode == ctx.mode, R.hit_id == hit_id)):
-                    rec.max_assignments = current + assignments
+                    rec.max_assignments = current
         if minutes:
             start = max(hit["Expiration"], ctx.clock.now())
             expire_at = start + timedelta(minutes=minutes)
             _call(ctx, f"extend HIT {hit_id}", "update_expiration_for_hit", HITId=hit_id, ExpireAt=expire_at)
             done["expiration"] = expire_at.isoformat()
     except TurnoutError as exc:
-        audit.write(ctx, "hit.extend", outcome="failed", target=hit_id, assignments=assignments,
-                    minutes=minutes, error=exc.message)
+        if not exc.detail.get("unknown"):  # an unknown outcome is already recorded, with its token
+            audit.write(ctx, "hit.extend", outcome="failed", target=hit_id, assignments=assignments,
+                        minutes=minutes, error=exc.message)
         raise
-    audit.write(ctx, "hit.extend", outcome="ok", target=hit_id, assignments=assignments, minutes=minutes)
+    audit.write(ctx, "hit.extend", outcome="ok", target=hit_id, assignments=assignments, minutes=minutes,
+                max_assignments=done.get("max_assignments"))
     return done
+
+
+def _extend_intent(ctx: MarketContext, hit_id: str, assignments: int, current: int) -> tuple[str, int, bool]:
+    """The UniqueRequestToken for adding ``assignments`` to ``hit_id``: (token, the count it
+    adds to, whether it is an earlier request left unknown).
+
+    Deterministic: the same request (same HIT, count, and last extend event) gives the
+    same token, so a retry or a concurrent run cannot add twice; MTurk answers the repeat
+    with its duplicate-token error. A request left unknown is found in the audit trail and
+    re-sent with its own token; past the token's 24 h, MaxAssignments tells whether it
+    went through (it went through if the HIT already has ``before + count``).
+    """
+    events = audit.list_events(ctx, action="hit.extend", target=hit_id, limit=20)
+    latest = next((e for e in events if e.detail.get("assignments")), None)
+    if (latest is not None and latest.outcome == "unknown" and latest.detail.get("assignments") == assignments
+            and isinstance(latest.detail.get("token"), str) and isinstance(latest.detail.get("before"), int)):
+        return latest.detail["token"], latest.detail["before"], True
+    token = request_token("CreateAdditionalAssignmentsForHIT", ctx.study, hit_id, current, assignments,
+                          latest.id if latest is not None else 0)
+    return token, current, False
+
+
+def _add_assignments(ctx: MarketContext, hit_id: str, assignments: int, token: str, before: int) -> None:
+    """CreateAdditionalAssignmentsForHIT with ``token``; an answer that may hide an applied
+    request (no response, a 5xx, even when a later retry was throttled) is recorded as
+    unknown with the token, so the next run settles it instead of adding more."""
+    with watch_attempts(ctx.client) as attempts:
+        try:
+            ctx.client.create_additional_assignments_for_hit(
+                HITId=hit_id, NumberOfAdditionalAssignments=assignments, UniqueRequestToken=token)
+            return
+        except Exception as exc:
+            failure = classify(exc)
+            if failure is None:
+                raise
+    if not failure.unknown and is_duplicate_token(failure):
+        return
+    ambiguous = attempts.ambiguous if attempts.count > 1 else None
+    if failure.unknown or ambiguous:
+        audit.write(ctx, "hit.extend", outcome="unknown", target=hit_id, assignments=assignments, token=token,
+                    before=before, error=failure.text)
+        raise TurnoutError(f"add assignments to HIT {hit_id}: the marketplace did not answer clearly "
+                           f"({failure.text}); it may or may not have happened. Run the same command again to "
+                           "settle it: it will not add twice", unknown=True)
+    raise _marketplace_error(failure, f"add assignments to HIT {hit_id}")
 
 
 # --- assignments ---------------------------------------------------------------------
@@ -613,10 +658,30 @@ def list_assignments(ctx: MarketContext, *, hit_ids: Sequence[str] | None = None
             if failure is None:
                 raise
             raise _marketplace_error(failure, f"assignments of HIT {hit_id}") from None
-    return join_local(ctx, found)
+    return join_local(ctx, found, market_bonuses=marketplace_bonuses(ctx, hit_ids))
 
 
-def join_local(ctx: MarketContext, assignments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def marketplace_bonuses(ctx: MarketContext, hit_ids: Sequence[str]) -> dict[str, list[str]] | None:
+    """The bonuses the marketplace itself paid, per assignment (ListBonusPayments per HIT),
+    or None when it cannot say (the listing then shows the ledger's view only)."""
+    found: dict[str, list[str]] = {}
+    try:
+        for hit_id in dict.fromkeys(hit_ids):
+            for b in paginate(ctx.client, "list_bonus_payments", "BonusPayments", HITId=hit_id):
+                found.setdefault(str(b["AssignmentId"]), []).append(money_str(Decimal(str(b["BonusAmount"]))))
+    except Exception as exc:
+        if classify(exc) is None:
+            raise
+        return None
+    return found
+
+
+def join_local(ctx: MarketContext, assignments: list[dict[str, Any]], *,
+               market_bonuses: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    """Each assignment with its local participant row, its ledger rows and (when given) the
+    bonuses the marketplace shows for it: ``bonuses_marketplace`` differs from
+    ``bonuses_paid`` when another project, another tool or a lost answer paid one the
+    ledger does not hold (``bonus_mismatch``)."""
     P, L = ctx.db.models.Participant, ctx.db.models.LedgerEntry
     ids = [a["AssignmentId"] for a in assignments]
     local: dict[tuple[str, str], Any] = {}
@@ -642,6 +707,11 @@ def join_local(ctx: MarketContext, assignments: list[dict[str, Any]]) -> list[di
             "codeversion": p.codeversion if p is not None else None,
             "bonus": (str(p.bonus) if p.bonus is not None else None) if p is not None else "not-found-in-study-database",
             "bonuses_paid": [e.amount for e in entries if e.kind == "bonus" and e.state == "succeeded"],
+            "bonuses_marketplace": (sorted(market_bonuses.get(a["AssignmentId"], []))
+                                    if market_bonuses is not None else None),
             "ledger": [{"kind": e.kind, "state": e.state, "amount": e.amount} for e in entries],
         })
+        row = rows[-1]
+        row["bonus_mismatch"] = (row["bonuses_marketplace"] is not None
+                                 and sorted(row["bonuses_paid"]) != row["bonuses_marketplace"])
     return rows

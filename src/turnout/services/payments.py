@@ -4,20 +4,25 @@ Every action is four small steps (healthchecks' claimable work, sendalerts.py):
 
 1. **intent**: a ledger row with a unique idempotency key (``bonus:<mode>:<assignment>``)
    is inserted, or the existing one found. Two requests for the same payment meet here.
+   Its amount and reason never change: a bonus's UniqueRequestToken is derived from the
+   row, so the row must say what the token pays. A new amount is a new intent, made only
+   once the old one is settled as not paid.
 2. **claim**: a conditional UPDATE moves the row to ``claimed`` only from pending,
-   failed, unknown (or a claim gone stale); it must change exactly one row, so of two
-   processes at once only one goes on to call the marketplace.
+   failed, unknown (or a claim gone stale, or held by a dead process on this host); it
+   must change exactly one row, so of two processes at once only one calls the marketplace.
 3. **call**: the marketplace call, with the row's deterministic UniqueRequestToken where
-   MTurk takes one (SendBonus).
-4. **outcome**: succeeded / failed (with MTurk's error) / unknown (timeout, 5xx), in one
-   transaction with the participant's status change and the audit event.
+   MTurk takes one (SendBonus). Every attempt botocore makes is watched: if any of them
+   went unanswered or got a 5xx, the call is ``unknown`` whatever the later retries said.
+4. **outcome**: succeeded / failed (definitely refused) / unknown (may have been applied) /
+   noop (nothing moved under this row), in one transaction with the participant's status
+   change and the audit event.
 
-An unknown outcome is safe to retry: a bonus is re-sent with the same token (MTurk's
-duplicate-token error counts as success; past the token's 24 h life, ListBonusPayments is
-checked first), and an approve or reject that MTurk refuses because the assignment is no
-longer Submitted is checked with GetAssignment and counts as done if it is. A crash
-between the marketplace's success and step 4 leaves the row claimed; the claim goes
-stale and the next run settles it the same way.
+An unknown outcome is safe to retry: before a bonus is re-sent, ListBonusPayments is
+checked for any bonus to that worker and assignment the ledger does not account for (at
+any age: neither clock is trusted to say whether MTurk still remembers the token), and
+it is re-sent with the same token. An approve or reject that MTurk refuses because the
+assignment is no longer Submitted is checked with GetAssignment. docs/payments.md says
+all this for users.
 """
 
 from __future__ import annotations
@@ -28,14 +33,14 @@ import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from turnout.errors import InvalidInput, TurnoutError
+from turnout.errors import Forbidden, InvalidInput, TurnoutError
 from turnout.experiment.status import Status, transition
 from turnout.services import audit
 from turnout.services.recruitment import (
@@ -43,6 +48,7 @@ from turnout.services.recruitment import (
     CallFailure,
     MarketContext,
     classify,
+    is_database_trouble,
     is_duplicate_token,
     is_wrong_assignment_state,
     money_str,
@@ -50,21 +56,57 @@ from turnout.services.recruitment import (
     parse_money,
     request_token,
     require_live_confirmation,
+    watch_attempts,
 )
 
 KINDS = ("approve", "reject", "unreject", "bonus")
 CLAIMABLE = ("pending", "failed", "unknown")
+# States a row can end in. ``noop``: settled, and nothing moved under this row (the
+# marketplace was already in the wanted state through another row of this ledger).
+FINAL_STATES = ("succeeded", "failed", "noop")
+UNSETTLED = ("pending", "claimed", "unknown")
 # A claim older than this belongs to a process that died between the call and the outcome.
+# A claimant on this host whose process is gone is detected at once (see _claimant_dead).
 STALE_CLAIM = timedelta(minutes=10)
-# MTurk forgets a UniqueRequestToken after 24 h; past this age a retry checks first.
-TOKEN_TRUSTED_FOR = timedelta(hours=23)
+# MTurk forgets a UniqueRequestToken after 24 h. The token is never trusted alone: every
+# re-send of a bonus that may have landed first checks ListBonusPayments, whatever the age
+# of the first attempt on either clock (a safety margin of zero, so no clock can be wrong).
+TOKEN_TRUSTED_FOR = timedelta(0)
+# How far the marketplace's clock may lag ours when "since the intent was made" is judged
+# on the marketplace's GrantTime: a bonus granted up to this long before the intent still
+# counts as possibly ours (a generous, conservative allowance).
+CLOCK_SKEW_ALLOWANCE = timedelta(hours=24)
 DEFAULT_REJECT_FEEDBACK = "Your submission did not meet the requirements stated in the HIT."
 _STATUS_AFTER = {"approve": Status.CREDITED, "unreject": Status.CREDITED, "bonus": Status.BONUSED}
 _CHECK_STATUS = {"approve": "Approved", "unreject": "Approved", "reject": "Rejected"}
+_APPROVALS = ("approve", "unreject")
 
 
 def _claimant() -> str:
     return f"{socket.gethostname()[:24]}:{os.getpid()}:{threading.get_ident() % 10**6}:{uuid.uuid4().hex[:8]}"
+
+
+def _claimant_dead(holder: str | None) -> bool:
+    """True when ``holder`` was a process on this host that no longer exists.
+
+    A claim by another host, or by this very process (another thread may be working on
+    it), is left to the STALE_CLAIM timeout.
+    """
+    if not holder:
+        return False
+    parts = holder.split(":")
+    if len(parts) < 2 or parts[0] != socket.gethostname()[:24] or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid() or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError):
+        return False  # it exists (another user's process) or we cannot tell
+    return False
 
 
 # --- results --------------------------------------------------------------------------
@@ -76,7 +118,9 @@ class ItemResult:
 
     ``ok`` (done by this call), ``already`` (done before; nothing sent), ``skipped``
     (not attempted, see message), ``busy`` (another process holds it right now),
-    ``failed`` (the marketplace refused), ``unknown`` (no clear answer; retry later).
+    ``failed`` (the marketplace refused), ``unknown`` (no clear answer; retry later),
+    ``refused`` (not attempted: it needs the person's explicit say-so, e.g. another
+    project's assignment, or a bonus for work not yet approved).
     """
 
     kind: str
@@ -87,10 +131,11 @@ class ItemResult:
     worker_id: str | None = None
     uniqueid: str | None = None
     ledger_id: int | None = None
+    fee: str | None = None  # MTurk's commission on ``amount`` (estimated by its published rates)
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "assignment_id": self.assignment_id, "outcome": self.outcome,
-                "message": self.message, "amount": self.amount, "worker_id": self.worker_id,
+                "message": self.message, "amount": self.amount, "fee": self.fee, "worker_id": self.worker_id,
                 "uniqueid": self.uniqueid, "ledger_id": self.ledger_id}
 
 
@@ -106,11 +151,22 @@ class BatchResult:
     @property
     def ok(self) -> bool:
         """True when nothing failed or is left unknown or busy."""
-        return not any(i.outcome in ("failed", "unknown", "busy") for i in self.items)
+        return not any(i.outcome in ("failed", "unknown", "busy", "refused") for i in self.items)
 
     @property
     def paid(self) -> Decimal:
+        """What this run paid to workers (rewards or bonuses), fees not included."""
         return sum((Decimal(i.amount) for i in self.items if i.outcome == "ok" and i.amount), Decimal("0.00"))
+
+    @property
+    def fees(self) -> Decimal:
+        """MTurk's commission on what this run paid (20%; 40% on rewards of HITs of 10 or
+        more assignments; +5% with Masters; at least $0.01 each), as MTURK_FACTS states it."""
+        return sum((Decimal(i.fee) for i in self.items if i.outcome == "ok" and i.fee), Decimal("0.00"))
+
+    @property
+    def total(self) -> Decimal:
+        return self.paid + self.fees
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -120,7 +176,8 @@ class BatchResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"action": self.action, "mode": self.mode, "ok": self.ok, "counts": self.counts(),
-                "paid": money_str(self.paid), "items": [i.as_dict() for i in self.items]}
+                "paid": money_str(self.paid), "fees": money_str(self.fees), "total": money_str(self.total),
+                "items": [i.as_dict() for i in self.items]}
 
 
 @dataclass(frozen=True)
@@ -131,6 +188,7 @@ class Target:
     worker_id: str | None = None
     hit_id: str | None = None
     participant: Any | None = None  # detached participant row, if this study has one
+    status: str | None = None  # the marketplace's AssignmentStatus, when looked up
 
     @property
     def uniqueid(self) -> str | None:
@@ -168,14 +226,13 @@ def _intent(ctx: MarketContext, key: str, kind: str, target: Target, *, amount: 
             return session.scalar(select(L).where(L.idempotency_key == key))
 
 
-def _claim(ctx: MarketContext, entry_id: int, claimant: str, *, amount: Decimal | None,
-           reason: str | None) -> Any | None:
-    """Step 2: take the row for this process, or return None if someone else has it.
+def _claim(ctx: MarketContext, entry_id: int, claimant: str) -> tuple[Any, str] | None:
+    """Step 2: take the row for this process; returns (row, the state it was in), or None
+    if someone else has it.
 
-    The UPDATE is conditional on the state just read (and, for a stale claim, on who held
-    it), so it changes exactly one row for exactly one process. A row never sent
-    (pending) or definitely refused (failed) takes this request's amount and reason; an
-    unknown one keeps its own, so its retry is the very request MTurk may have applied.
+    The UPDATE is conditional on the state just read (and, for a claim left by a dead or
+    stale process, on who held it), so it changes exactly one row for exactly one process.
+    A row's amount and reason are never changed here: they belong to its token.
     """
     L = ctx.db.models.LedgerEntry
     now = ctx.clock.now()
@@ -188,6 +245,8 @@ def _claim(ctx: MarketContext, entry_id: int, claimant: str, *, amount: Decimal 
             condition = L.state == prior
         elif prior == "claimed" and held_since is not None and held_since < now - STALE_CLAIM:
             condition = and_(L.state == "claimed", L.claimed_by == holder, L.claimed_at < now - STALE_CLAIM)
+        elif prior == "claimed" and _claimant_dead(holder):
+            condition = and_(L.state == "claimed", L.claimed_by == holder)
         else:
             return None
         changed = session.execute(
@@ -197,14 +256,9 @@ def _claim(ctx: MarketContext, entry_id: int, claimant: str, *, amount: Decimal 
         if changed != 1:
             return None
         entry = session.get(L, entry_id, populate_existing=True)
-        if prior in ("pending", "failed"):
-            if amount is not None:
-                entry.amount = money_str(amount)
-            if reason is not None:
-                entry.reason = reason
         if entry.first_sent_at is None:
             entry.first_sent_at = now
-        return entry
+        return entry, prior
 
 
 def _assignment_status(ctx: MarketContext, assignment_id: str) -> str | None:
@@ -216,76 +270,120 @@ def _assignment_status(ctx: MarketContext, assignment_id: str) -> str | None:
         return None
 
 
-def _bonus_already_paid(ctx: MarketContext, entry: Any) -> bool:
-    """Does the marketplace hold more bonuses of this amount for the assignment than the
-    ledger has succeeded rows for? Then this row's payment went through."""
+def _unaccounted_bonuses(ctx: MarketContext, entry: Any) -> list[Decimal]:
+    """Bonuses the marketplace paid to this row's worker and assignment since (about) when
+    the row was made, that no other succeeded row of this ledger accounts for.
+
+    Any amount counts, not only the row's: whatever is found means "do not send again".
+    """
     L = ctx.db.models.LedgerEntry
-    amount = Decimal(entry.amount)
-    paid = [b for b in paginate(ctx.client, "list_bonus_payments", "BonusPayments",
-                                AssignmentId=entry.assignment_id)
-            if Decimal(str(b.get("BonusAmount", "0"))) == amount]
+    since = entry.created_at - CLOCK_SKEW_ALLOWANCE
+    found = []
+    for b in paginate(ctx.client, "list_bonus_payments", "BonusPayments", AssignmentId=entry.assignment_id):
+        if b.get("WorkerId") not in (None, entry.worker_id):
+            continue
+        granted = b.get("GrantTime")
+        if isinstance(granted, datetime) and granted.tzinfo is not None and granted < since:
+            continue
+        found.append(Decimal(str(b.get("BonusAmount", "0"))))
     with ctx.db.begin() as session:
-        known = session.scalar(select(func.count()).select_from(L).where(
+        known = [Decimal(a) for a in session.scalars(select(L.amount).where(
             L.mode == entry.mode, L.kind == "bonus", L.assignment_id == entry.assignment_id,
-            L.state == "succeeded", L.amount == entry.amount, L.id != entry.id))
-    return len(paid) > int(known or 0)
+            L.state == "succeeded", L.id != entry.id)) if a]
+    for amount in known:  # each of our other payments explains one marketplace bonus
+        if amount in found:
+            found.remove(amount)
+    return found
 
 
-def _send(ctx: MarketContext, entry: Any) -> tuple[str, CallFailure | None, str]:
-    """Step 3: the marketplace call; returns (state, failure, note)."""
-    kind = entry.kind
-    retry = (entry.attempts or 0) > 1
-    if kind == "bonus" and retry and entry.first_sent_at is not None \
-            and ctx.clock.now() - entry.first_sent_at > TOKEN_TRUSTED_FOR:
-        try:
-            if _bonus_already_paid(ctx, entry):
-                return "succeeded", None, "found in ListBonusPayments (token too old to rely on)"
-        except Exception as exc:
-            failure = classify(exc)
-            if failure is None:
-                raise
-            return "unknown", failure, "could not check ListBonusPayments"
+def _bonus_check(ctx: MarketContext, entry: Any) -> tuple[str, CallFailure | None, str] | None:
+    """Before re-sending a bonus that may have landed: did it? None means "send it"."""
     try:
-        if kind == "approve":
-            ctx.client.approve_assignment(AssignmentId=entry.assignment_id)
-        elif kind == "unreject":
-            ctx.client.approve_assignment(AssignmentId=entry.assignment_id, OverrideRejection=True,
-                                          **({"RequesterFeedback": entry.reason} if entry.reason else {}))
-        elif kind == "reject":
-            ctx.client.reject_assignment(AssignmentId=entry.assignment_id,
-                                         RequesterFeedback=entry.reason or DEFAULT_REJECT_FEEDBACK)
-        elif kind == "bonus":
-            ctx.client.send_bonus(WorkerId=entry.worker_id, AssignmentId=entry.assignment_id,
-                                  BonusAmount=entry.amount, Reason=entry.reason,
-                                  UniqueRequestToken=entry.request_token)
-        else:  # pragma: no cover - kinds are fixed
-            raise ValueError(kind)
-        return "succeeded", None, ""
+        found = _unaccounted_bonuses(ctx, entry)
     except Exception as exc:
         failure = classify(exc)
         if failure is None:
             raise
-    if failure.unknown:
-        return "unknown", failure, ""
+        return "unknown", failure, "could not check ListBonusPayments, so nothing was re-sent"
+    if not found:
+        return None
+    if Decimal(entry.amount) in found:
+        return "succeeded", None, "found in ListBonusPayments"
+    paid = ", ".join(f"${money_str(a)}" for a in found)
+    return "unknown", None, (f"the marketplace shows a bonus of {paid} to this worker that this ledger does not "
+                             "account for; nothing was re-sent. Check it (turnout worker list) before paying again")
+
+
+def _send(ctx: MarketContext, entry: Any, prior: str) -> tuple[str, CallFailure | None, str]:
+    """Step 3: the marketplace call; returns (state, failure, note).
+
+    ``prior`` is the state the row was claimed from: ``unknown`` or ``claimed`` (by a
+    process that died) mean an earlier attempt may have been applied.
+    """
+    kind = entry.kind
+    maybe_landed = prior in ("unknown", "claimed")
+    if kind == "bonus" and maybe_landed:
+        checked = _bonus_check(ctx, entry)
+        if checked is not None:
+            return checked
+    with watch_attempts(ctx.client) as attempts:
+        try:
+            if kind == "approve":
+                ctx.client.approve_assignment(AssignmentId=entry.assignment_id)
+            elif kind == "unreject":
+                ctx.client.approve_assignment(AssignmentId=entry.assignment_id, OverrideRejection=True,
+                                              **({"RequesterFeedback": entry.reason} if entry.reason else {}))
+            elif kind == "reject":
+                ctx.client.reject_assignment(AssignmentId=entry.assignment_id,
+                                             RequesterFeedback=entry.reason or DEFAULT_REJECT_FEEDBACK)
+            elif kind == "bonus":
+                ctx.client.send_bonus(WorkerId=entry.worker_id, AssignmentId=entry.assignment_id,
+                                      BonusAmount=entry.amount, Reason=entry.reason,
+                                      UniqueRequestToken=entry.request_token)
+            else:  # pragma: no cover - kinds are fixed
+                raise ValueError(kind)
+            return "succeeded", None, ""
+        except Exception as exc:
+            failure = classify(exc)
+            if failure is None:
+                raise
+    # An attempt without a clear answer may have been applied, whatever came after it.
+    ambiguous = attempts.ambiguous if attempts.count > 1 else None
     if kind == "bonus":
-        if is_duplicate_token(failure):
+        if not failure.unknown and is_duplicate_token(failure):
             return "succeeded", None, "MTurk had already applied this request (duplicate UniqueRequestToken)"
-        if retry:
-            try:
-                if _bonus_already_paid(ctx, entry):
-                    return "succeeded", None, "found in ListBonusPayments"
-            except Exception as exc:
-                if classify(exc) is None:
-                    raise
+        if failure.unknown or ambiguous:
+            checked = _bonus_check(ctx, entry) if not failure.unknown else None
+            if checked is not None and checked[0] == "succeeded":
+                return checked
+            note = f"an earlier attempt got {ambiguous}" if ambiguous else ""
+            return "unknown", failure, note
         return "failed", failure, ""
     wanted = _CHECK_STATUS[kind]
-    if is_wrong_assignment_state(failure) or kind == "unreject":
+    if not failure.unknown and (is_wrong_assignment_state(failure) or kind == "unreject"):
         status = _assignment_status(ctx, entry.assignment_id)
         if status == wanted:
-            return "succeeded", None, f"the assignment was already {wanted}"
-        if status is not None and kind != "unreject":
+            if maybe_landed or ambiguous or kind == "reject":
+                return "succeeded", None, f"the assignment was already {wanted}"
+            other = _other_approval(ctx, entry) if kind in _APPROVALS else None
+            if other is not None:
+                return "noop", None, f"the assignment was already {wanted} under ledger #{other}; nothing paid again"
+            return "succeeded", None, (f"the assignment was already {wanted} (MTurk's auto-approval or another "
+                                       "tool); recorded here once")
+        if status is not None and not ambiguous and not maybe_landed and kind != "unreject":
             return "failed", failure, f"the assignment is {status}"
+    if failure.unknown or ambiguous:
+        return "unknown", failure, f"an earlier attempt got {ambiguous}" if ambiguous else ""
     return "failed", failure, ""
+
+
+def _other_approval(ctx: MarketContext, entry: Any) -> int | None:
+    """Another approve/unreject row of this assignment that paid (or may have paid) its reward."""
+    L = ctx.db.models.LedgerEntry
+    with ctx.db.begin() as session:
+        return session.scalar(select(L.id).where(
+            L.mode == entry.mode, L.assignment_id == entry.assignment_id, L.kind.in_(_APPROVALS),
+            L.id != entry.id, L.state.in_(("succeeded", "claimed", "unknown"))).order_by(L.id).limit(1))
 
 
 def _finish(ctx: MarketContext, entry: Any, claimant: str, state: str, failure: CallFailure | None,
@@ -299,50 +397,73 @@ def _finish(ctx: MarketContext, entry: Any, claimant: str, state: str, failure: 
             .values(state=state, finished_at=now,
                     error_code=(("unknown:" if failure.unknown else "") + (failure.turk_code or failure.code))[:128]
                     if failure else None,
-                    error_message=failure.text if failure else (note or None))
+                    error_message=((failure.text + (f" ({note})" if note else "")) if failure else (note or None)))
             .execution_options(synchronize_session=False))
         if state == "succeeded" and entry.kind in _STATUS_AFTER and entry.uniqueid:
             participant = session.scalar(select(P).where(P.uniqueid == entry.uniqueid).with_for_update())
             if participant is not None:
                 transition(session, ctx.db.models, participant, _STATUS_AFTER[entry.kind], reason=entry.kind,
                            clock=ctx.clock, detail=f"ledger #{entry.id}")
-        outcome = {"succeeded": "ok", "failed": "failed", "unknown": "unknown"}[state]
+        outcome = {"succeeded": "ok", "failed": "failed", "unknown": "unknown", "noop": "noop"}[state]
         audit.record(session, ctx, f"{entry.kind}", outcome=outcome, target=entry.assignment_id,
                      ledger_id=entry.id, amount=entry.amount, worker_id=entry.worker_id, hit_id=entry.hit_id,
                      attempt=entry.attempts, error=failure.text if failure else None, note=note or None)
     if state == "succeeded":
         message = {"approve": "approved", "reject": "rejected", "unreject": "approved (rejection overridden)",
                    "bonus": f"bonused ${entry.amount}"}[entry.kind] + (f" ({note})" if note else "")
+    elif state == "noop":
+        message = note
     elif state == "unknown":
-        message = f"no clear answer from the marketplace ({failure.text if failure else note}); retry later"
+        what = failure.text if failure else ""
+        message = ("no clear answer from the marketplace" + (f" ({what})" if what else "")
+                   + (f"; {note}" if note else "") + "; it may have gone through. Run `turnout ledger settle` "
+                   "(or this command again) to finish it; it will not be paid twice")
     else:
         message = (failure.text if failure else "refused") + (f" ({note})" if note else "")
-    return ItemResult(entry.kind, entry.assignment_id, "ok" if state == "succeeded" else state, message,
+    item_outcome = {"succeeded": "ok", "noop": "already"}.get(state, state)
+    return ItemResult(entry.kind, entry.assignment_id, item_outcome, message,
                       amount=entry.amount, worker_id=entry.worker_id, uniqueid=entry.uniqueid, ledger_id=entry.id)
 
 
 def _execute(ctx: MarketContext, key: str, kind: str, target: Target, *, amount: Decimal | None = None,
              reason: str | None = None) -> ItemResult:
-    """Intent, claim, call, outcome for one assignment."""
-    entry = _intent(ctx, key, kind, target, amount=amount, reason=reason)
-    common = {"worker_id": target.worker_id, "uniqueid": target.uniqueid, "ledger_id": entry.id}
-    if entry.state == "succeeded":
-        return ItemResult(kind, target.assignment_id, "already", f"already {_done_word(kind)} (ledger #{entry.id})",
-                          amount=entry.amount, **common)
-    claimant = _claimant()
-    claimed = _claim(ctx, entry.id, claimant, amount=amount, reason=reason)
-    if claimed is None:
-        L = ctx.db.models.LedgerEntry
-        with ctx.db.begin() as session:
-            state = session.scalar(select(L.state).where(L.id == entry.id))
-        if state == "succeeded":
+    """Intent, claim, call, outcome for one assignment; a database that is locked or gone
+    ends this item (reported) and never the batch."""
+    stage = "before anything was sent"
+    try:
+        entry = _intent(ctx, key, kind, target, amount=amount, reason=reason)
+        common = {"worker_id": target.worker_id, "uniqueid": target.uniqueid, "ledger_id": entry.id}
+        if entry.state == "succeeded":
             return ItemResult(kind, target.assignment_id, "already",
                               f"already {_done_word(kind)} (ledger #{entry.id})", amount=entry.amount, **common)
-        return ItemResult(kind, target.assignment_id, "busy",
-                          f"another process is {kind.rstrip('e')}ing this assignment right now (ledger #{entry.id})",
-                          amount=entry.amount, **common)
-    state, failure, note = _send(ctx, claimed)
-    return _finish(ctx, claimed, claimant, state, failure, note)
+        claimant = _claimant()
+        taken = _claim(ctx, entry.id, claimant)
+        if taken is None:
+            L = ctx.db.models.LedgerEntry
+            with ctx.db.begin() as session:
+                state = session.scalar(select(L.state).where(L.id == entry.id))
+            if state in ("succeeded", "noop"):
+                return ItemResult(kind, target.assignment_id, "already",
+                                  f"already {_done_word(kind)} (ledger #{entry.id})", amount=entry.amount, **common)
+            return ItemResult(kind, target.assignment_id, "busy",
+                              f"another process is {kind.rstrip('e')}ing this assignment right now "
+                              f"(ledger #{entry.id})", amount=entry.amount, **common)
+        claimed, prior = taken
+        stage = "after the marketplace call was prepared"
+        state, failure, note = _send(ctx, claimed, prior)
+        stage = f"after the marketplace answered ({state})"
+        return _finish(ctx, claimed, claimant, state, failure, note)
+    except Exception as exc:
+        if not is_database_trouble(exc):
+            raise
+        text = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+        sent = stage != "before anything was sent"
+        return ItemResult(kind, target.assignment_id, "unknown" if sent else "failed",
+                          f"the database failed {stage}: {text}. "
+                          + ("The payment may have gone through; `turnout ledger settle` finishes it once this "
+                             "process has exited" if sent else "Nothing was sent; run it again"),
+                          amount=money_str(amount) if amount is not None else None, worker_id=target.worker_id,
+                          uniqueid=target.uniqueid)
 
 
 def _done_word(kind: str) -> str:
@@ -366,13 +487,60 @@ def _local_rows(ctx: MarketContext, assignment_ids: Sequence[str]) -> dict[str, 
     return found
 
 
-def _targets_from_ids(ctx: MarketContext, assignment_ids: Sequence[str]) -> list[Target]:
+OTHER_PROJECTS_FLAG = "--allow-other-projects"
+
+
+def own_hit_ids(ctx: MarketContext) -> set[str]:
+    """The HITs this project posted or knows (psiTurk's HIT table, turnout's records)."""
+    from turnout.services.hits import _study_hit_ids
+
+    return _study_hit_ids(ctx)
+
+
+def require_own_hit(ctx: MarketContext, hit_id: str, allow_other_projects: bool) -> None:
+    """``--hit`` of a HIT that is not this project's is refused unless asked for by name:
+    two projects sharing one marketplace account would otherwise pay each other's work."""
+    if allow_other_projects or hit_id in own_hit_ids(ctx):
+        return
+    raise Forbidden(f"HIT {hit_id} is not one of this project's {ctx.mode} HITs (another project on the same "
+                    f"marketplace account may own it); pass {OTHER_PROJECTS_FLAG} if you mean it")
+
+
+def _targets_from_ids(ctx: MarketContext, assignment_ids: Sequence[str], *,
+                      allow_other_projects: bool = False, kind: str = "approve"
+                      ) -> tuple[list[Target], list[ItemResult]]:
+    """The named assignments as the marketplace knows them (GetAssignment: worker, HIT,
+    status), with refusals for the ones that are another project's or unknown."""
     ids = [a.strip() for a in assignment_ids if a and a.strip()]
     if not ids:
         raise InvalidInput("name at least one assignment id")
     local = _local_rows(ctx, ids)
-    return [Target(a, local[a].workerid if a in local else None, local[a].hitid if a in local else None,
-                   local.get(a)) for a in dict.fromkeys(ids)]
+    own = own_hit_ids(ctx)
+    targets: list[Target] = []
+    refused: list[ItemResult] = []
+    for a in dict.fromkeys(ids):
+        p = local.get(a)
+        try:
+            found = ctx.client.get_assignment(AssignmentId=a)["Assignment"]
+        except Exception as exc:
+            failure = classify(exc)
+            if failure is None:
+                raise
+            why = ("the marketplace does not know this assignment" if "does not exist" in failure.message
+                   else f"could not look the assignment up ({failure.text}); nothing sent")
+            refused.append(ItemResult(kind, a, "failed", why, uniqueid=p.uniqueid if p is not None else None))
+            continue
+        worker, hit_id, status = str(found["WorkerId"]), str(found["HITId"]), found.get("AssignmentStatus")
+        if p is not None and p.workerid != worker:
+            p = None
+        if hit_id not in own and p is None and not allow_other_projects:
+            refused.append(ItemResult(kind, a, "refused",
+                                      f"assignment of HIT {hit_id}, which is not one of this project's HITs "
+                                      f"(another project on the same account may own it); pass "
+                                      f"{OTHER_PROJECTS_FLAG} if you mean it", worker_id=worker))
+            continue
+        targets.append(Target(a, worker, hit_id, p, status))
+    return targets, refused
 
 
 def _targets_from_marketplace(ctx: MarketContext, hit_ids: Iterable[str], status: str) -> list[Target]:
@@ -423,10 +591,41 @@ def _in_scope(target: Target, version: str) -> bool:
 # --- approve / reject / unreject -----------------------------------------------------------
 
 
+def _fee(amount: str | None, rate: Decimal) -> str | None:
+    """MTurk's commission on one payment of ``amount`` at ``rate`` (at least a cent)."""
+    if not amount:
+        return None
+    value = Decimal(amount)
+    if value <= 0:
+        return money_str(Decimal("0"))
+    return money_str(max(CENT, (value * rate).quantize(CENT, rounding=ROUND_HALF_UP)))
+
+
+BONUS_FEE_RATE = Decimal("0.20")  # MTURK_FACTS "Commission": 20% of every bonus
+
+
+def _approved_in_ledger(ctx: MarketContext, assignment_ids: Sequence[str]) -> dict[str, int]:
+    """Assignments whose reward this ledger already paid (an approve or unreject row that
+    succeeded), with that row's id: approving them again would add a row for no money."""
+    L = ctx.db.models.LedgerEntry
+    ids = list(dict.fromkeys(assignment_ids))
+    found: dict[str, int] = {}
+    with ctx.db.begin() as session:
+        for start in range(0, len(ids), 500):
+            for assignment_id, entry_id in session.execute(select(L.assignment_id, L.id).where(
+                    L.mode == ctx.mode, L.kind.in_(_APPROVALS), L.state == "succeeded",
+                    L.assignment_id.in_(ids[start:start + 500])).order_by(L.id)):
+                found.setdefault(assignment_id, entry_id)
+    return found
+
+
 def _run(ctx: MarketContext, action: str, kind: str, targets: Sequence[Target], *, reason: str | None = None,
-         version: str | None = None) -> BatchResult:
+         version: str | None = None, refused: Sequence[ItemResult] = ()) -> BatchResult:
     result = BatchResult(action, ctx.mode)
-    rewards = _rewards(ctx, [t.hit_id for t in targets if t.hit_id]) if kind in ("approve", "unreject") else {}
+    result.items.extend(refused)
+    rewards = _rewards(ctx, [t.hit_id for t in targets if t.hit_id]) if kind in _APPROVALS else {}
+    rates = _reward_fee_rates(ctx, list(rewards)) if rewards else {}
+    paid = _approved_in_ledger(ctx, [t.assignment_id for t in targets]) if kind in _APPROVALS else {}
     for target in targets:
         if version is not None and not _in_scope(target, version):
             result.items.append(ItemResult(kind, target.assignment_id, "skipped",
@@ -434,8 +633,17 @@ def _run(ctx: MarketContext, action: str, kind: str, targets: Sequence[Target], 
                                            f"not {version}", worker_id=target.worker_id,
                                            uniqueid=target.uniqueid))
             continue
-        result.items.append(_execute(ctx, f"{kind}:{ctx.mode}:{target.assignment_id}", kind, target,
-                                     amount=rewards.get(target.hit_id or ""), reason=reason))
+        if target.assignment_id in paid:
+            result.items.append(ItemResult(kind, target.assignment_id, "already",
+                                           f"already approved (ledger #{paid[target.assignment_id]}); "
+                                           "its reward is not paid again", worker_id=target.worker_id,
+                                           uniqueid=target.uniqueid, ledger_id=paid[target.assignment_id]))
+            continue
+        item = _execute(ctx, f"{kind}:{ctx.mode}:{target.assignment_id}", kind, target,
+                        amount=rewards.get(target.hit_id or ""), reason=reason)
+        if item.outcome == "ok" and target.hit_id in rates:
+            item.fee = _fee(item.amount, rates[target.hit_id])
+        result.items.append(item)
     _after(ctx, result, targets)
     return result
 
@@ -453,15 +661,44 @@ def _rewards(ctx: MarketContext, hit_ids: Sequence[str]) -> dict[str, Decimal]:
     return found
 
 
+def _reward_fee_rates(ctx: MarketContext, hit_ids: Sequence[str]) -> dict[str, Decimal]:
+    """MTurk's fee rate on each recorded HIT's reward (its size and Masters requirement)."""
+    from turnout.services.hits import LARGE_HIT, MASTERS
+
+    R = ctx.db.models.HitRecord
+    found: dict[str, Decimal] = {}
+    with ctx.db.begin() as session:
+        for hit_id, size, quals in session.execute(select(R.hit_id, R.max_assignments, R.qualifications).where(
+                R.mode == ctx.mode, R.hit_id.in_(list(hit_ids)))):
+            masters = any(m in (quals or "") for m in MASTERS.values())
+            found[hit_id] = (Decimal("0.20") + (Decimal("0.20") if (size or 0) >= LARGE_HIT else 0)
+                             + (Decimal("0.05") if masters else 0))
+    return found
+
+
+def _audit_quietly(ctx: MarketContext, action: str, **detail: Any) -> None:
+    """A batch's summary event; a locked database must not turn a finished batch into a
+    traceback (each item's own event was written with its outcome)."""
+    try:
+        audit.write(ctx, action, **detail)
+    except Exception as exc:
+        if not is_database_trouble(exc):
+            raise
+
+
 def _after(ctx: MarketContext, result: BatchResult, targets: Sequence[Target]) -> None:
     from turnout.services import qualifications
 
     workers = {t.assignment_id: t.worker_id for t in targets}
     done = [workers.get(i.assignment_id) or i.worker_id for i in result.items
             if i.outcome in ("ok", "already") and i.kind in ("approve", "reject")]
-    qualifications.after_participation(ctx, [w for w in done if w])
-    audit.write(ctx, result.action, outcome=_summary_outcome(result), target=None, counts=result.counts(),
-                paid=money_str(result.paid))
+    try:
+        qualifications.after_participation(ctx, [w for w in done if w])
+    except Exception as exc:
+        if not is_database_trouble(exc):
+            raise
+    _audit_quietly(ctx, result.action, outcome=_summary_outcome(result), target=None, counts=result.counts(),
+                   paid=money_str(result.paid), fees=money_str(result.fees))
 
 
 def _summary_outcome(result: BatchResult) -> str:
@@ -473,20 +710,36 @@ def _summary_outcome(result: BatchResult) -> str:
     return "partial" if counts.get("ok") else "failed"
 
 
-def approve(ctx: MarketContext, assignment_ids: Sequence[str], *, confirm_live: bool = False) -> BatchResult:
-    """Approve these assignments (paying their reward)."""
-    require_live_confirmation(ctx, confirm_live, "approving work")
-    return _run(ctx, "approve.assignments", "approve", _targets_from_ids(ctx, assignment_ids))
+def _with_settled(ctx: MarketContext, result: BatchResult, kinds: Sequence[str]) -> BatchResult:
+    """Put first the rows of ``kinds`` left unknown earlier, settled now: "approve --all"
+    lists only Submitted work, so an approval that went through unseen would never be
+    looked at again otherwise."""
+    settled = settle_all(ctx, kinds=kinds, skip=[i.ledger_id for i in result.items if i.ledger_id])
+    result.items[:0] = settled.items
+    return result
 
 
-def approve_hit(ctx: MarketContext, hit_id: str, *, confirm_live: bool = False) -> BatchResult:
-    """Approve the Submitted assignments of one HIT."""
+def approve(ctx: MarketContext, assignment_ids: Sequence[str], *, confirm_live: bool = False,
+            allow_other_projects: bool = False) -> BatchResult:
+    """Approve these assignments (paying their reward). Assignments of HITs that are not
+    this project's are refused unless ``allow_other_projects``."""
     require_live_confirmation(ctx, confirm_live, "approving work")
-    return _run(ctx, "approve.hit", "approve", _targets_from_marketplace(ctx, [hit_id], "Submitted"))
+    targets, refused = _targets_from_ids(ctx, assignment_ids, allow_other_projects=allow_other_projects)
+    return _run(ctx, "approve.assignments", "approve", targets, refused=refused)
+
+
+def approve_hit(ctx: MarketContext, hit_id: str, *, confirm_live: bool = False,
+                allow_other_projects: bool = False) -> BatchResult:
+    """Approve the Submitted assignments of one HIT (this project's, unless allowed)."""
+    require_live_confirmation(ctx, confirm_live, "approving work")
+    require_own_hit(ctx, hit_id, allow_other_projects)
+    result = _run(ctx, "approve.hit", "approve", _targets_from_marketplace(ctx, [hit_id], "Submitted"))
+    return _with_settled(ctx, result, _APPROVALS)
 
 
 def approve_all(ctx: MarketContext, *, codeversion: str | None = None, confirm_live: bool = False) -> BatchResult:
-    """Approve every Submitted assignment of this study's HITs in this mode and codeversion.
+    """Approve every Submitted assignment of this study's HITs in this mode and codeversion,
+    and settle approvals of this study left unknown by earlier runs.
 
     psiTurk's "approve all" approved every submitted row of any mode and codeversion; the
     scope here is one mode (the context's) and one codeversion (the project's unless given).
@@ -494,23 +747,26 @@ def approve_all(ctx: MarketContext, *, codeversion: str | None = None, confirm_l
     require_live_confirmation(ctx, confirm_live, "approving work")
     version = codeversion if codeversion is not None else ctx.codeversion
     targets = _targets_from_marketplace(ctx, scope_hit_ids(ctx, version), "Submitted")
-    return _run(ctx, "approve.all", "approve", targets, version=version)
+    return _with_settled(ctx, _run(ctx, "approve.all", "approve", targets, version=version), _APPROVALS)
 
 
 def reject(ctx: MarketContext, assignment_ids: Sequence[str], *, feedback: str | None = None,
-           confirm_live: bool = False) -> BatchResult:
+           confirm_live: bool = False, allow_other_projects: bool = False) -> BatchResult:
     """Reject these assignments, telling the worker why (RequesterFeedback, recorded here)."""
     require_live_confirmation(ctx, confirm_live, "rejecting work")
-    return _run(ctx, "reject.assignments", "reject", _targets_from_ids(ctx, assignment_ids),
-                reason=_feedback(feedback))
+    text = _feedback(feedback)
+    targets, refused = _targets_from_ids(ctx, assignment_ids, allow_other_projects=allow_other_projects,
+                                         kind="reject")
+    return _run(ctx, "reject.assignments", "reject", targets, reason=text, refused=refused)
 
 
 def reject_hit(ctx: MarketContext, hit_id: str, *, feedback: str | None = None,
-               confirm_live: bool = False) -> BatchResult:
+               confirm_live: bool = False, allow_other_projects: bool = False) -> BatchResult:
     """Reject the Submitted assignments of one HIT (psiTurk rejected every submitted row)."""
     require_live_confirmation(ctx, confirm_live, "rejecting work")
-    return _run(ctx, "reject.hit", "reject", _targets_from_marketplace(ctx, [hit_id], "Submitted"),
-                reason=_feedback(feedback))
+    text = _feedback(feedback)
+    require_own_hit(ctx, hit_id, allow_other_projects)
+    return _run(ctx, "reject.hit", "reject", _targets_from_marketplace(ctx, [hit_id], "Submitted"), reason=text)
 
 
 def _feedback(feedback: str | None) -> str:
@@ -520,23 +776,30 @@ def _feedback(feedback: str | None) -> str:
     return text
 
 
-def unreject(ctx: MarketContext, assignment_ids: Sequence[str], *, confirm_live: bool = False) -> BatchResult:
+def unreject(ctx: MarketContext, assignment_ids: Sequence[str], *, confirm_live: bool = False,
+             allow_other_projects: bool = False) -> BatchResult:
     """Approve rejected assignments (OverrideRejection), reporting failures as failures.
 
-    psiTurk reported "unrejected" and set the local status even when MTurk refused.
+    psiTurk reported "unrejected" and set the local status even when MTurk refused. An
+    assignment whose reward this ledger already paid is "already" approved, with no new row.
     """
     require_live_confirmation(ctx, confirm_live, "overriding rejections")
-    return _run(ctx, "unreject.assignments", "unreject", _targets_from_ids(ctx, assignment_ids))
+    targets, refused = _targets_from_ids(ctx, assignment_ids, allow_other_projects=allow_other_projects,
+                                         kind="unreject")
+    return _run(ctx, "unreject.assignments", "unreject", targets, refused=refused)
 
 
-def unreject_hit(ctx: MarketContext, hit_id: str, *, confirm_live: bool = False) -> BatchResult:
+def unreject_hit(ctx: MarketContext, hit_id: str, *, confirm_live: bool = False,
+                 allow_other_projects: bool = False) -> BatchResult:
     require_live_confirmation(ctx, confirm_live, "overriding rejections")
+    require_own_hit(ctx, hit_id, allow_other_projects)
     return _run(ctx, "unreject.hit", "unreject", _targets_from_marketplace(ctx, [hit_id], "Rejected"))
 
 
 # --- bonus ---------------------------------------------------------------------------------
 
 AUTO = "auto"
+OVERRIDE_FLAG = "--override-bonused-status"
 
 
 def auto_amount(value: Any) -> Decimal | None:
@@ -544,51 +807,124 @@ def auto_amount(value: Any) -> Decimal | None:
 
     The column is a float (psiTurk's schema) written by custom code, so 0.1 + 0.2 can
     arrive as 0.30000000000000004: float noise below a millionth of a cent is rounded
-    away, anything else that is not whole cents is refused rather than guessed.
+    away, anything else that is not whole cents is refused rather than guessed, and so
+    are infinities, NaN, negative and absurd values (each is reported for its own
+    participant; the batch goes on).
     """
     if value is None:
         return None
-    amount = Decimal(repr(float(value))) if isinstance(value, float) else Decimal(str(value))
+    try:
+        amount = Decimal(repr(float(value))) if isinstance(value, float) else Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise InvalidInput(f"bonus column holds {value!r}, which is not a dollar amount") from None
+    if not amount.is_finite() or abs(amount) >= Decimal("1000000000"):
+        raise InvalidInput(f"bonus column holds {value!r}, which is not a dollar amount that can be paid")
     rounded = amount.quantize(CENT)
     if abs(amount - rounded) > Decimal("0.00000001"):
         raise InvalidInput(f"bonus column holds {value!r}, which is not a whole number of cents")
+    if rounded < 0:
+        raise InvalidInput(f"bonus column holds {value!r}, which is negative")
     return rounded if rounded > 0 else None
 
 
-def _bonus_key(ctx: MarketContext, target: Target, override: bool) -> tuple[str | None, str]:
-    """The idempotency key for the next bonus of ``target``, or (None, why not)."""
+def _free_key(entries: Sequence[Any], stem: str) -> str:
+    """``stem``, or ``stem:2``, ``stem:3``... past the intents settled as not paid (failed).
+
+    Deterministic from the ledger, so two processes making the same request meet on the
+    same key. A failed intent is never re-sent under its token: a new try (any amount) is
+    a new intent with a new token.
+    """
+    by_key = {e.idempotency_key: e for e in entries}
+    n = 1
+    key = stem
+    while key in by_key and by_key[key].state == "failed":
+        n += 1
+        key = f"{stem}:{n}"
+    return key
+
+
+def override_stem(ctx: MarketContext, assignment_id: str, amount: Decimal, reason: str) -> str:
+    """The key of one deliberate extra payment: this assignment, this amount, this reason.
+    The same request made again (or by five processes at once) is the same intent."""
+    digest = request_token("override", ctx.mode, assignment_id, money_str(amount), reason.strip())[-16:]
+    return f"bonus:{ctx.mode}:{assignment_id}:override:{digest}"
+
+
+def _bonus_key(ctx: MarketContext, target: Target, override: bool, amount: Decimal, reason: str,
+               market_paid: list[Decimal] | None) -> tuple[str | None, str]:
+    """The idempotency key for this bonus request of ``target``, or (None, why not).
+
+    Order: an intent of this assignment not yet settled (pending, claimed, unknown) is
+    finished first, with its own amount; then an override is its own deterministic intent;
+    then anything paid (ledger, psiTurk's status 7, or the marketplace's own
+    ListBonusPayments) refuses a plain bonus.
+    """
     L = ctx.db.models.LedgerEntry
     with ctx.db.begin() as session:
         entries = list(session.scalars(select(L).where(
             L.mode == ctx.mode, L.kind == "bonus", L.assignment_id == target.assignment_id).order_by(L.id)))
-    base = f"bonus:{ctx.mode}:{target.assignment_id}"
-    if not entries:
-        bonused_before = target.participant is not None and target.participant.status == Status.BONUSED
-        if bonused_before and not override:
-            return None, "already bonused before turnout kept a ledger (status 7); pass override to pay again"
-        return base, ""
-    last = entries[-1]
-    if last.state != "succeeded":
-        return last.idempotency_key, ""  # finish (or retry) that one; never start a second
-    if not override:
-        paid = ", ".join(f"${e.amount}" for e in entries if e.state == "succeeded")
-        return None, f"already bonused {paid} (ledger #{last.id}); pass override to pay another bonus"
-    return f"{base}:{len(entries) + 1}", ""
+    unsettled = [e for e in entries if e.state in UNSETTLED]
+    if unsettled:
+        return unsettled[0].idempotency_key, ""
+    if override:
+        return _free_key(entries, override_stem(ctx, target.assignment_id, amount, reason)), ""
+    succeeded = [e for e in entries if e.state == "succeeded"]
+    if succeeded:
+        paid = ", ".join(f"${e.amount}" for e in succeeded)
+        return None, f"already bonused {paid} (ledger #{succeeded[-1].id}); pass {OVERRIDE_FLAG} to pay another bonus"
+    if target.participant is not None and target.participant.status == Status.BONUSED:
+        return None, f"already bonused before turnout kept a ledger (status 7); pass {OVERRIDE_FLAG} to pay again"
+    if market_paid:
+        paid = ", ".join(f"${money_str(a)}" for a in market_paid)
+        return None, (f"the marketplace shows a bonus of {paid} already paid for this assignment, not by this "
+                      f"project's ledger (another project or tool on the same account?); pass {OVERRIDE_FLAG} "
+                      "to pay again")
+    return _free_key(entries, f"bonus:{ctx.mode}:{target.assignment_id}"), ""
+
+
+def _market_bonuses(ctx: MarketContext, targets: Sequence[Target]) -> dict[str, list[Decimal]] | CallFailure:
+    """What the marketplace itself paid in bonuses, per assignment (ListBonusPayments, one
+    paginated call per HIT): the "already bonused" check must not trust this project's
+    ledger alone."""
+    found: dict[str, list[Decimal]] = {}
+    try:
+        for hit_id in dict.fromkeys(t.hit_id for t in targets if t.hit_id):
+            for b in paginate(ctx.client, "list_bonus_payments", "BonusPayments", HITId=hit_id):
+                found.setdefault(str(b["AssignmentId"]), []).append(Decimal(str(b.get("BonusAmount", "0"))))
+        for t in targets:
+            if not t.hit_id:
+                for b in paginate(ctx.client, "list_bonus_payments", "BonusPayments", AssignmentId=t.assignment_id):
+                    found.setdefault(t.assignment_id, []).append(Decimal(str(b.get("BonusAmount", "0"))))
+    except Exception as exc:
+        failure = classify(exc)
+        if failure is None:
+            raise
+        return failure
+    return found
 
 
 def _bonus_targets(ctx: MarketContext, targets: Sequence[Target], amount: Any, reason: str, *,
-                   override: bool, action: str, version: str | None = None) -> BatchResult:
+                   override: bool, action: str, version: str | None = None,
+                   refused: Sequence[ItemResult] = ()) -> BatchResult:
     text = (reason or "").strip()
     if not text:
         raise InvalidInput("a bonus needs a reason; MTurk shows it to the worker")
     fixed = None if amount == AUTO else parse_money(amount, what="bonus amount")
     result = BatchResult(action, ctx.mode)
+    result.items.extend(refused)
+    market = _market_bonuses(ctx, targets) if targets else {}
     for target in targets:
         common = {"worker_id": target.worker_id, "uniqueid": target.uniqueid}
         if version is not None and not _in_scope(target, version):
             result.items.append(ItemResult("bonus", target.assignment_id, "skipped",
                                            f"participant is of codeversion {target.participant.codeversion}, "
                                            f"not {version}", **common))
+            continue
+        if target.status == "Submitted":
+            result.items.append(ItemResult("bonus", target.assignment_id, "refused",
+                                           "this assignment is Submitted, not yet approved: bonuses are for "
+                                           "approved work, so approve it first (turnout worker approve "
+                                           f"{target.assignment_id})", **common))
             continue
         value = fixed
         if value is None:
@@ -614,15 +950,59 @@ def _bonus_targets(ctx: MarketContext, targets: Sequence[Target], amount: Any, r
                 result.items.append(ItemResult("bonus", target.assignment_id, "failed",
                                                "the marketplace does not know this assignment", **common))
                 continue
-            target = Target(target.assignment_id, worker_id, target.hit_id, target.participant)
-        key, why = _bonus_key(ctx, target, override)
-        if key is None:
-            result.items.append(ItemResult("bonus", target.assignment_id, "skipped", why, **common))
-            continue
-        result.items.append(_execute(ctx, key, "bonus", target, amount=value, reason=text))
-    audit.write(ctx, action, outcome=_summary_outcome(result), counts=result.counts(), paid=money_str(result.paid),
-                amount=amount if amount == AUTO else money_str(fixed) if fixed is not None else None)
+            target = Target(target.assignment_id, worker_id, target.hit_id, target.participant, target.status)
+        result.items.append(_bonus_one(ctx, target, value, text, override, market, common))
+    _audit_quietly(ctx, action, outcome=_summary_outcome(result), counts=result.counts(),
+                   paid=money_str(result.paid), fees=money_str(result.fees),
+                   amount=amount if amount == AUTO else money_str(fixed) if fixed is not None else None,
+                   override=override or None)
     return result
+
+
+def _bonus_one(ctx: MarketContext, target: Target, value: Decimal, text: str, override: bool,
+               market: dict[str, list[Decimal]] | CallFailure, common: dict[str, Any]) -> ItemResult:
+    """One assignment's bonus request: finish an unsettled earlier intent first (with its
+    own amount); if that one is settled as not paid, this request's amount is a new intent."""
+    earlier: ItemResult | None = None
+    for _ in range(3):
+        try:
+            paid = None if isinstance(market, CallFailure) else market.get(target.assignment_id, [])
+            key, why = _bonus_key(ctx, target, override, value, text, paid)
+            existing = None
+            if key is not None:
+                L = ctx.db.models.LedgerEntry
+                with ctx.db.begin() as session:
+                    existing = session.scalar(select(L).where(L.idempotency_key == key))
+        except Exception as exc:
+            if not is_database_trouble(exc):
+                raise
+            return ItemResult("bonus", target.assignment_id, "failed",
+                              f"the database failed before anything was sent: {exc}"[:300], **common)
+        if key is None:
+            if earlier is not None:
+                earlier.message += f"; ${money_str(value)} not sent: {why}"
+                return earlier
+            return ItemResult("bonus", target.assignment_id, "skipped", why, **common)
+        if existing is None and isinstance(market, CallFailure) and not override:
+            return ItemResult("bonus", target.assignment_id, "failed",
+                              f"could not check ListBonusPayments ({market.text}); nothing sent", **common)
+        item = _execute(ctx, key, "bonus", target, amount=value, reason=text)
+        if item.outcome == "ok":
+            item.fee = _fee(item.amount, BONUS_FEE_RATE)
+        if existing is None or existing.state not in UNSETTLED:
+            if override and item.outcome == "ok":
+                item.message += " (paid again: --override-bonused-status)"
+            return item
+        # That was an earlier request, finished now with its own amount.
+        if existing.amount != money_str(value) or (existing.reason or "") != text:
+            item.message = f"earlier request for ${existing.amount} (ledger #{existing.id}): {item.message}"
+        if item.outcome != "failed":
+            if item.outcome == "ok" and existing.amount != money_str(value):
+                item.message += f"; ${money_str(value)} not sent (already bonused; {OVERRIDE_FLAG} pays again)"
+            return item
+        earlier = item  # settled as not paid: go on with this request as a new intent
+    return earlier if earlier is not None else ItemResult("bonus", target.assignment_id, "failed",
+                                                          "could not settle earlier requests", **common)
 
 
 def _worker_of(ctx: MarketContext, assignment_id: str) -> str | None:
@@ -635,19 +1015,29 @@ def _worker_of(ctx: MarketContext, assignment_id: str) -> str | None:
 
 
 def bonus(ctx: MarketContext, assignment_ids: Sequence[str], *, amount: Any, reason: str,
-          override: bool = False, confirm_live: bool = False) -> BatchResult:
+          override: bool = False, confirm_live: bool = False, allow_other_projects: bool = False) -> BatchResult:
     """Bonus these assignments: ``amount`` in dollars ("1.25") or ``"auto"`` (the
-    participant's ``bonus`` column). An assignment already bonused is refused unless
-    ``override``, which then pays a further, separately keyed bonus."""
+    participant's ``bonus`` column). An assignment already bonused (by this ledger, or as
+    the marketplace's ListBonusPayments shows) is refused unless ``override``, which pays
+    one further, separately keyed bonus per (amount, reason). A Submitted assignment is
+    refused (approve it first); another project's is refused unless
+    ``allow_other_projects``."""
     require_live_confirmation(ctx, confirm_live, "paying bonuses")
-    return _bonus_targets(ctx, _targets_from_ids(ctx, assignment_ids), amount, reason, override=override,
-                          action="bonus.assignments")
+    if amount != AUTO:
+        parse_money(amount, what="bonus amount")
+    if not (reason or "").strip():
+        raise InvalidInput("a bonus needs a reason; MTurk shows it to the worker")
+    targets, refused = _targets_from_ids(ctx, assignment_ids, allow_other_projects=allow_other_projects,
+                                         kind="bonus")
+    return _bonus_targets(ctx, targets, amount, reason, override=override, action="bonus.assignments",
+                          refused=refused)
 
 
 def bonus_hit(ctx: MarketContext, hit_id: str, *, amount: Any, reason: str, override: bool = False,
-              confirm_live: bool = False) -> BatchResult:
-    """Bonus the approved assignments of one HIT."""
+              confirm_live: bool = False, allow_other_projects: bool = False) -> BatchResult:
+    """Bonus the approved assignments of one HIT (this project's, unless allowed)."""
     require_live_confirmation(ctx, confirm_live, "paying bonuses")
+    require_own_hit(ctx, hit_id, allow_other_projects)
     return _bonus_targets(ctx, _targets_from_marketplace(ctx, [hit_id], "Approved"), amount, reason,
                           override=override, action="bonus.hit")
 
@@ -661,42 +1051,70 @@ def bonus_all(ctx: MarketContext, *, amount: Any, reason: str, codeversion: str 
     return _bonus_targets(ctx, targets, amount, reason, override=override, action="bonus.all", version=version)
 
 
+def preview_bonus(ctx: MarketContext, *, override: bool) -> str | None:
+    """What a person must read before confirming a bonus run (the CLI and dashboard show it)."""
+    if override:
+        return (f"{OVERRIDE_FLAG}: assignments already bonused are paid AGAIN, one further bonus per "
+                "assignment for this amount and reason (re-running the same request does not pay a third time)")
+    return None
+
+
 # --- settling what was left unknown (a claimable step for the scheduler) ------------------------
 
 
-def settle_one(ctx: MarketContext) -> ItemResult | None:
-    """Retry one ledger row of this mode left unknown (or claimed by a process that died).
+def settle_one(ctx: MarketContext, *, kinds: Sequence[str] = KINDS, skip: Iterable[int] = ()) -> ItemResult | None:
+    """Retry one ledger row of this mode left unknown (or claimed by a process that died
+    or has held it too long).
 
     Returns what happened, or None when nothing is waiting: call it in a loop, as
     healthchecks' sendalerts does, from as many processes as you like.
     """
     L = ctx.db.models.LedgerEntry
     now = ctx.clock.now()
+    skipped = set(skip)
     with ctx.db.begin() as session:
-        candidates = list(session.scalars(select(L).where(
-            L.study == ctx.study, L.mode == ctx.mode,
-            or_(L.state == "unknown", and_(L.state == "claimed", L.claimed_at < now - STALE_CLAIM)))
-            .order_by(L.id).limit(20)))
+        candidates = [e for e in session.scalars(select(L).where(
+            L.study == ctx.study, L.mode == ctx.mode, L.kind.in_(list(kinds)),
+            L.state.in_(("unknown", "claimed"))).order_by(L.id))
+            if e.id not in skipped and (e.state == "unknown" or (
+                e.claimed_at is not None and e.claimed_at < now - STALE_CLAIM) or _claimant_dead(e.claimed_by))]
     # No live confirmation here: settling only finishes a request a person already confirmed.
-    for entry in candidates:
+    for entry in candidates[:20]:
         claimant = _claimant()
-        claimed = _claim(ctx, entry.id, claimant, amount=None, reason=None)
-        if claimed is None:
+        taken = _claim(ctx, entry.id, claimant)
+        if taken is None:
             continue  # another process took it
-        state, failure, note = _send(ctx, claimed)
-        return _finish(ctx, claimed, claimant, state, failure, note)
+        claimed, prior = taken
+        state, failure, note = _send(ctx, claimed, prior)
+        item = _finish(ctx, claimed, claimant, state, failure, note)
+        if item.outcome == "ok":
+            if claimed.kind == "bonus":
+                item.fee = _fee(item.amount, BONUS_FEE_RATE)
+            elif claimed.kind in _APPROVALS and claimed.hit_id:
+                rate = _reward_fee_rates(ctx, [claimed.hit_id]).get(claimed.hit_id)
+                item.fee = _fee(item.amount, rate) if rate is not None else None
+        return item
     return None
 
 
-def settle_all(ctx: MarketContext, *, limit: int = 1000) -> BatchResult:
+def settle_all(ctx: MarketContext, *, limit: int = 1000, kinds: Sequence[str] = KINDS,
+               skip: Iterable[int] = ()) -> BatchResult:
+    """Settle every row waiting, each at most once per run (one left unknown again is
+    reported, and waits for the next run)."""
     result = BatchResult("ledger.settle", ctx.mode)
     for _ in range(limit):
-        item = settle_one(ctx)
+        try:
+            item = settle_one(ctx, kinds=kinds, skip=[*skip, *(i.ledger_id for i in result.items if i.ledger_id)])
+        except Exception as exc:
+            if not is_database_trouble(exc):
+                raise
+            result.items.append(ItemResult("settle", "-", "failed", f"the database failed: {exc}"[:300]))
+            break
         if item is None:
             break
         result.items.append(item)
     if result.items:
-        audit.write(ctx, "ledger.settle", outcome=_summary_outcome(result), counts=result.counts())
+        _audit_quietly(ctx, "ledger.settle", outcome=_summary_outcome(result), counts=result.counts())
     return result
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from botocore.exceptions import (
@@ -26,7 +28,7 @@ from botocore.exceptions import (
 from turnout.clock import Clock
 from turnout.config import MODES, Settings
 from turnout.db.engine import Database
-from turnout.errors import Forbidden, InvalidInput
+from turnout.errors import Forbidden, InvalidInput, Unavailable
 
 CENT = Decimal("0.01")
 # MTurk's money pattern (botocore model): ^[0-9]+(\.)?[0-9]{0,2}$
@@ -77,29 +79,99 @@ def require_live_confirmation(ctx: MarketContext, confirmed: bool, what: str) ->
 # --- money --------------------------------------------------------------------------
 
 
-def parse_money(value: Any, *, what: str = "amount", allow_zero: bool = False) -> Decimal:
-    """A dollar amount as Decimal with cents, from a string or Decimal; floats are refused,
-    so no amount is ever rounded on its way to the marketplace."""
+# Money on the command line, the dashboard and the API: plain decimals only ("1.25",
+# "$1.25", "3"), never exponents ("1e2" is not $100) or more than two decimals.
+_PLAIN_MONEY = re.compile(r"^[0-9]{1,9}(\.[0-9]{0,2})?$")
+_PLAIN_DECIMAL = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,12})?$")
+_PLAIN_COUNT = re.compile(r"^[0-9]{1,100}$")
+# GUESS (MTURK_FACTS lists only the pattern): MTurk pays at least one cent per assignment.
+MIN_REWARD = Decimal("0.01")
+# MTURK_FACTS, CreateHIT ranges: AssignmentDurationInSeconds and LifetimeInSeconds are
+# 30 s .. 31,536,000 s (one year); MaxAssignments 1 .. 1,000,000,000 (GUESS, the offline
+# marketplace's bound).
+DURATION_SECONDS = (30, 31_536_000)
+LIFETIME_SECONDS = (30, 31_536_000)
+MAX_ASSIGNMENTS = 1_000_000_000
+
+
+def parse_money(value: Any, *, what: str = "amount", allow_zero: bool = False,
+                minimum: Decimal | None = None) -> Decimal:
+    """A dollar amount as Decimal with cents, from a plain decimal string ("1.25", "$3").
+
+    The one parser for every money amount a person types (CLI, dashboard, API). Floats
+    are refused, so no amount is ever rounded on its way to the marketplace; so are
+    exponents ("1e2" is not $100, "1e999" is not a number anyone meant), more than two
+    decimals, and amounts of a billion dollars or more.
+    """
     if isinstance(value, Decimal):
-        text = str(value)
+        text = format(value, "f") if value.is_finite() else str(value)
     elif isinstance(value, float):
         raise InvalidInput(f"{what} must be given as a string like \"1.25\", not a float ({value!r})")
     elif isinstance(value, int) and not isinstance(value, bool):
         text = str(value)
     elif isinstance(value, str):
-        text = value.strip().lstrip("$")
+        text = value.strip().removeprefix("$")
     else:
         raise InvalidInput(f"{what} must be a dollar amount like 1.25, got {value!r}")
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:
-        raise InvalidInput(f"{what} must be a dollar amount like 1.25, got {value!r}") from None
-    if not amount.is_finite() or amount != amount.quantize(CENT, rounding=ROUND_HALF_UP):
-        raise InvalidInput(f"{what} must be a dollar amount with at most two decimals, got {value!r}")
-    amount = amount.quantize(CENT)
-    if amount < 0 or (amount == 0 and not allow_zero):
+    if not _PLAIN_MONEY.match(text):
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise InvalidInput(f"{what} must be a plain dollar amount with at most two decimals, like 1.25 "
+                           f"(got {shown!r})")
+    amount = Decimal(text).quantize(CENT)
+    if amount == 0 and not allow_zero:
         raise InvalidInput(f"{what} must be greater than 0, got {money_str(amount)}")
+    if minimum is not None and amount < minimum:
+        raise InvalidInput(f"{what} must be at least ${money_str(minimum)}, got {money_str(amount)}")
     return amount
+
+
+def parse_hours(value: Any, *, what: str = "duration",
+                bounds: tuple[int, int] = DURATION_SECONDS) -> int:
+    """A number of hours (plain decimal, or a finite number from code) as whole seconds,
+    refused outside ``bounds`` (MTurk's 30 s .. one year), never silently clamped."""
+    if isinstance(value, bool):
+        raise InvalidInput(f"{what} must be a number of hours, got {value!r}")
+    if isinstance(value, (int, float, Decimal)):
+        try:
+            hours = Decimal(str(value)) if not isinstance(value, Decimal) else value
+        except InvalidOperation:
+            raise InvalidInput(f"{what} must be a number of hours, got {value!r}") from None
+    elif isinstance(value, str) and _PLAIN_DECIMAL.match(value.strip()):
+        hours = Decimal(value.strip())
+    else:
+        shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "..."
+        raise InvalidInput(f"{what} must be a plain number of hours like 1.5, got {shown!r}")
+    low, high = bounds
+    if not hours.is_finite() or hours <= 0 or hours * 3600 > high:
+        raise InvalidInput(f"{what} must be more than 0 hours and at most {high // 3600} hours "
+                           f"(MTurk allows {low} s to one year), got {value!r}")
+    seconds = int((hours * 3600).to_integral_value(rounding=ROUND_HALF_UP))
+    if seconds < low:
+        least = (Decimal(low) / 3600).quantize(Decimal("0.0001"), rounding=ROUND_CEILING)
+        raise InvalidInput(f"{what} must be at least {low} seconds ({least} hours; MTurk refuses less), "
+                           f"got {value!r} hours = {hours * 3600:.6g} s")
+    return seconds
+
+
+def parse_count(value: Any, *, what: str = "the number of assignments", maximum: int = MAX_ASSIGNMENTS) -> int:
+    """A whole number from 1 to ``maximum`` (digits only when typed)."""
+    if isinstance(value, bool):
+        raise InvalidInput(f"{what} must be a whole number of at least 1, got {value!r}")
+    if isinstance(value, str):
+        text = value.strip()
+        if not _PLAIN_COUNT.match(text):
+            shown = text if len(text) <= 40 else text[:40] + "..."
+            raise InvalidInput(f"{what} must be a whole number of at least 1, got {shown!r}")
+        number = int(text)
+    elif isinstance(value, int):
+        number = value
+    else:
+        raise InvalidInput(f"{what} must be a whole number of at least 1, got {value!r}")
+    if not 1 <= number <= maximum:
+        digits = len(str(abs(number)))
+        raise InvalidInput(f"{what} must be from 1 to {maximum:,}, got "
+                           + (str(number) if digits <= 30 else f"a {digits}-digit number"))
+    return number
 
 
 def money_str(amount: Decimal) -> str:
@@ -153,6 +225,75 @@ def classify(exc: BaseException) -> CallFailure | None:
     if isinstance(exc, BotoCoreError):  # timeouts, dropped connections: it may have happened
         return CallFailure(unknown=True, code=type(exc).__name__, message=describe_client_error(exc))
     return None
+
+
+# --- seeing every attempt of a call ------------------------------------------------------
+
+# botocore retries a ServiceFault (HTTP 500) and a throttle inside one client call, and
+# the caller sees only the last answer: a dropped response (which MTurk may have applied)
+# followed by two throttles surfaces as "Rate exceeded", a definite refusal. A money call
+# must not be called "failed" when any of its attempts may have reached the marketplace,
+# so the ledger watches every attempt through botocore's ``needs-retry`` event, which is
+# emitted once per attempt (with the response, or the exception when there was none).
+_ATTEMPTS: ContextVar[list[str] | None] = ContextVar("turnout_call_attempts", default=None)
+_OBSERVER_ID = "turnout-attempt-observer"
+
+
+def _note_attempt(response: Any = None, caught_exception: BaseException | None = None, **_: Any) -> None:
+    seen = _ATTEMPTS.get()
+    if seen is None:
+        return None
+    if caught_exception is not None:
+        seen.append(f"no answer ({type(caught_exception).__name__})")
+    elif response is not None:
+        http, parsed = response
+        status = int(getattr(http, "status_code", 0) or 0)
+        code = str((parsed or {}).get("Error", {}).get("Code") or "")
+        if status >= 500 or (status >= 300 and not code):
+            seen.append(f"no clear answer (HTTP {status} {code})".rstrip())
+        else:
+            seen.append("answered")
+    return None  # never changes botocore's retry decision
+
+
+@dataclass
+class Attempts:
+    """What the attempts of one client call (botocore's retries included) looked like."""
+
+    seen: list[str]
+
+    @property
+    def count(self) -> int:
+        return len(self.seen)
+
+    @property
+    def ambiguous(self) -> str | None:
+        """The first attempt that may have been applied without our knowing, if any."""
+        return next((s for s in self.seen if s != "answered"), None)
+
+
+@contextmanager
+def watch_attempts(client: Any) -> Iterator[Attempts]:
+    """Record every attempt of the calls made on ``client`` inside the block."""
+    events = getattr(getattr(client, "meta", None), "events", None)
+    if events is not None:
+        events.register("needs-retry.mturk", _note_attempt, unique_id=_OBSERVER_ID)
+    record = Attempts([])
+    token = _ATTEMPTS.set(record.seen)
+    try:
+        yield record
+    finally:
+        _ATTEMPTS.reset(token)
+
+
+def is_database_trouble(exc: BaseException) -> bool:
+    """A locked, busy or unreachable database (SQLite "database is locked", a lock wait
+    timeout, a dropped connection): report the item and go on with the batch."""
+    from sqlalchemy.exc import DBAPIError
+
+    from turnout.errors import Unavailable
+
+    return isinstance(exc, (DBAPIError, Unavailable))
 
 
 def is_wrong_assignment_state(failure: CallFailure) -> bool:
@@ -209,10 +350,20 @@ def open_marketplace(settings: Settings, mode: str, *, clock: Clock | None = Non
 
     # Local calls are signed with the store's key pair (the offline marketplace refuses
     # unsigned ones); open_store also stops on an unusable [Marketplace] local_store.
-    open_store(settings, clock).close()
     store = settings.marketplace_store
-    if endpoint_url:
+    try:
+        open_store(settings, clock).close()
+        if endpoint_url:
+            running = None
+        else:
+            running = ThreadedMarketplace(store, clock=clock)
+    except (sqlite3.Error, OSError) as exc:
+        # A store another process holds locked (past SQLite's busy timeout), or one that is
+        # not a SQLite file: one line naming it, not a traceback.
+        raise Unavailable(f"cannot open the offline marketplace's store {store} ([Marketplace] local_store): "
+                          f"{exc}; if another turnout command is using it, try again") from None
+    if running is None:
         yield make_client(mode, endpoint_url=endpoint_url, store=store, max_attempts=max_attempts)
         return
-    with ThreadedMarketplace(store, clock=clock) as market:
+    with running as market:
         yield make_client("local", endpoint_url=market.endpoint_url, store=store, max_attempts=max_attempts)
