@@ -189,8 +189,21 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     if demo:
         click.echo("  stop with Ctrl-C; the data stays in participants.db "
                    "(`turnout export`, `turnout worker list`)")
+    _start_runner(settings, workers)  # do_scheduler, or the demo's simulated arrivals
     sys.stdout.flush()
     run_gunicorn(settings, host=host, port=port, workers=workers)
+
+
+def _start_runner(settings: Settings, workers: int | None) -> None:
+    from turnout.scheduler.embed import start_with_server
+
+    database = _database(settings)
+    try:
+        start_with_server(settings, database, workers)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        database.dispose()
 
 
 def _check_app_builds(settings: Settings) -> None:
@@ -231,6 +244,7 @@ def export(ctx: click.Context, out_dir: Path, fmt: str, codeversion: str | None,
 
 
 import turnout.cli_marketplace  # noqa: E402,F401  (turnout hit/worker/ledger/balance/mode)
+import turnout.cli_scheduler  # noqa: E402,F401  (turnout scheduler/campaign/task)
 from turnout import cli_simulate  # noqa: E402,F401  (turnout simulate)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -48,11 +48,9 @@ def extra_mounts(settings: Settings) -> dict[str, Any]:
         from turnout.marketplace.local import create_app as create_marketplace
     except ImportError:  # the offline marketplace is optional at this layer
         return {}
-    from turnout.simulation.arrivals import start_background
     from turnout.simulation.worker_site import create_worker_site
 
     settings.marketplace_store.parent.mkdir(parents=True, exist_ok=True)
-    start_background(settings)  # simulate_arrival_rate > 0: one arrivals process, whatever the worker count
     store = str(settings.marketplace_store)
     return {"/_mturk": create_marketplace(store), "/_mturk/worker": create_worker_site(store)}
 

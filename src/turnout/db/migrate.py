@@ -56,8 +56,9 @@ def is_current(db: Database) -> bool:
 def managed_tables(db: Database) -> set[str]:
     from turnout.db.marketplace_models import MARKETPLACE_TABLES
     from turnout.db.models import TRANSITIONS_TABLE
+    from turnout.db.scheduler_models import SCHEDULER_TABLES
 
-    return {db.tables.participants, db.tables.hits, TRANSITIONS_TABLE, *MARKETPLACE_TABLES}
+    return {db.tables.participants, db.tables.hits, TRANSITIONS_TABLE, *MARKETPLACE_TABLES, *SCHEDULER_TABLES}
 
 
 def create_custom_tables(db: Database) -> None:

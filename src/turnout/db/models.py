@@ -18,6 +18,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
 
 from turnout.config import TableNames
 from turnout.db.marketplace_models import build_marketplace_models
+from turnout.db.scheduler_models import SchedulerModels, build_scheduler_models
 from turnout.db.types import LongText, UTCDateTime
 
 TRANSITIONS_TABLE = "turnout_status_transition"
@@ -44,6 +45,8 @@ class Models:
     AuditEvent: type[Any]
     OwnedQualification: type[Any]
     QualificationGrant: type[Any]
+    # Campaigns, tasks, their runs and the runner lease (scheduler_models.py).
+    scheduling: SchedulerModels | None = None
 
 
 def build_models(tables: TableNames) -> Models:
@@ -160,4 +163,5 @@ def build_models(tables: TableNames) -> Models:
     return Models(Base=Base, Participant=Participant, Hit=Hit, StatusTransition=StatusTransition,
                   HitRecord=market.HitRecord, LedgerEntry=market.LedgerEntry, AuditEvent=market.AuditEvent,
                   OwnedQualification=market.OwnedQualification,
-                  QualificationGrant=market.QualificationGrant)
+                  QualificationGrant=market.QualificationGrant,
+                  scheduling=build_scheduler_models(Base))
