@@ -506,12 +506,17 @@ def _post(ctx: MarketContext, campaign: Any, hit_rows: list[tuple[int, str, int]
         result.hit_ids.append(str(created["hit_id"]))
 
 
-def _finish_round(ctx: MarketContext, round_id: int, posted: int, note: str, state: str = "done") -> None:
-    R = models(ctx.db).CampaignRound
+def _finish_round(ctx: MarketContext, round_id: int, note: str, state: str = "done") -> None:
+    """Close the round; ``posted`` counts every HIT of it that reached the marketplace,
+    including those posted before an interruption."""
+    M = models(ctx.db)
+    R, H = M.CampaignRound, M.CampaignHit
     with ctx.db.begin(immediate=True) as session:
-        session.execute(update(R).where(R.id == round_id).values(
-            state=state, finished_at=ctx.clock.now(), posted=R.posted + posted, note=note[:2000] or None)
-            .execution_options(synchronize_session=False))
+        row = session.get(R, round_id)
+        posted = session.scalar(select(func.coalesce(func.sum(H.assignments), 0)).where(
+            H.campaign_id == row.campaign_id, H.round_number == row.number, H.hit_id.is_not(None)))
+        row.state, row.finished_at, row.posted = state, ctx.clock.now(), int(posted or 0)
+        row.note = note[:2000] or None
 
 
 def _resume(ctx: MarketContext, campaign: Any, unfinished: Any, result: RoundResult) -> RoundResult:
@@ -528,7 +533,7 @@ def _resume(ctx: MarketContext, campaign: Any, unfinished: Any, result: RoundRes
     except TurnoutError as exc:
         result.outcome, result.note = "failed", exc.message
         return result
-    _finish_round(ctx, unfinished.id, sum(result.posted), f"finished after an interruption: {len(rows)} HIT(s)")
+    _finish_round(ctx, unfinished.id, f"finished after an interruption: {len(rows)} HIT(s) posted then")
     return result
 
 
@@ -651,7 +656,7 @@ def _run_round(ctx: MarketContext, campaign_id: int, *, force: bool) -> RoundRes
     except TurnoutError as exc:
         result.outcome, result.note = "failed", exc.message
         return result
-    _finish_round(ctx, round_id, sum(result.posted), note)
+    _finish_round(ctx, round_id, note)
     result.outcome, result.note = "posted", note
     return result
 
@@ -663,6 +668,11 @@ def _text(failure: CallFailure) -> str:
 def _goal_reached(ctx: MarketContext, campaign: Any, result: RoundResult) -> RoundResult:
     reason = f"goal reached: {result.completed} of {campaign.goal} completed"
     if _end(ctx.db, ctx.clock, campaign.id, reason):
+        try:
+            _count_open(ctx, campaign.id, campaign.codeversion)  # closes the HITs with nothing left open
+        except Exception as exc:
+            if classify(exc) is None:
+                raise
         leftovers = open_hit_ids(ctx.db, campaign.id)
         expired = expire_hits(ctx, leftovers) if leftovers else []
         failed = [e["message"] for e in expired if not e["ok"]]
@@ -698,13 +708,21 @@ def forecast(db: Database, settings: Settings, clock: Clock, campaign_id: int,
         recent = int(session.scalar(select(func.count()).select_from(P).where(
             P.codeversion == row.codeversion, P.mode == row.mode, P.status.in_(COMPLETED_STATUSES),
             P.endhit >= since)) or 0)
+        H = models(db).CampaignHit
+        posted_hits = list(session.execute(select(H.hit_id, H.assignments).where(
+            H.campaign_id == campaign_id, H.hit_id.is_not(None))))
+        done_here = int(session.scalar(select(func.count()).select_from(P).where(
+            P.hitid.in_([h for h, _ in posted_hits] or [""]), P.status.in_(COMPLETED_STATUSES))) or 0)
+    # Posted and not (yet) completed: an estimate of what may still complete (returns and
+    # abandons are counted by the next round, against the marketplace).
+    in_flight = max(0, sum(n for _, n in posted_hits) - done_here)
     hours = max((now - since).total_seconds() / 3600, 1 / 60)
     rate = recent / hours
     remaining = max(0, view["goal"] - view["completed"])
     reward = Decimal(view["reward"])
     masters = masters_required(settings)
     more = Decimal("0.00")
-    left = max(0, remaining - view["open"])
+    left = max(0, remaining - in_flight)
     while left > 0:
         batch = min(left, view["per_round"])
         more += sum((hit_cost(n, reward, masters) for n in split(batch)), Decimal("0.00"))
@@ -715,7 +733,7 @@ def forecast(db: Database, settings: Settings, clock: Clock, campaign_id: int,
     elif rate > 0:
         eta = now + timedelta(hours=remaining / rate)
     return {"campaign_id": campaign_id, "completed": view["completed"], "goal": view["goal"],
-            "remaining": remaining, "rate_per_hour": round(rate, 3), "window_hours": round(hours, 3),
+            "remaining": remaining, "in_flight": in_flight, "rate_per_hour": round(rate, 3), "window_hours": round(hours, 3),
             "eta": eta.isoformat() if eta else None, "spent": view["spent"], "to_commit": money_str(more),
             "total_cost": money_str(Decimal(view["spent"]) + more)}
 
