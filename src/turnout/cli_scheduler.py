@@ -61,8 +61,10 @@ def _runner_note(database: Any) -> str:
 
 @main.command("scheduler", cls=Command)
 @click.option("--watch-pid", type=int, hidden=True, help="Stop when this process ends (used by turnout serve).")
+@click.option("--lease-seconds", type=click.IntRange(3, 3600), default=30, hidden=True,
+              help="How long a silent runner keeps its lease (tests shorten it).")
 @click.pass_context
-def scheduler_command(click_ctx: click.Context, watch_pid: int | None) -> None:
+def scheduler_command(click_ctx: click.Context, watch_pid: int | None, lease_seconds: int) -> None:
     """Run the task runner: campaigns, scheduled tasks, ledger settling (one per database)."""
     from turnout.config import ConfigError
     from turnout.errors import TurnoutError
@@ -75,7 +77,8 @@ def scheduler_command(click_ctx: click.Context, watch_pid: int | None) -> None:
             configure_logging(settings)
         except OSError as exc:
             raise CliError(f"cannot open the log file: {exc}") from None
-        runner = Runner(settings, database)
+        runner = Runner(settings, database, lease_seconds=lease_seconds,
+                        renew_seconds=min(5.0, lease_seconds / 3))
 
         def stop(*_: Any) -> None:
             runner.stop()
