@@ -175,6 +175,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     database.dispose()
     host, port = host or settings.host, port if port is not None else settings.port
     _check_app_builds(settings)
+    _start_runner(settings, workers)  # do_scheduler, or the demo's simulated arrivals
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     click.echo(f"turnout serving {settings.project_dir} on http://{shown}:{port}/ "
                f"({workers or settings.threads} worker processes, marketplace mode {settings.default_mode})")
@@ -189,7 +190,6 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     if demo:
         click.echo("  stop with Ctrl-C; the data stays in participants.db "
                    "(`turnout export`, `turnout worker list`)")
-    _start_runner(settings, workers)  # do_scheduler, or the demo's simulated arrivals
     sys.stdout.flush()
     run_gunicorn(settings, host=host, port=port, workers=workers)
 

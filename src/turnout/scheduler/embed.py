@@ -57,7 +57,7 @@ def start_with_server(settings: Settings, db: Database, workers: int | None) -> 
         log.warning("a runner is already running for this database (%s); it runs the simulated arrivals", where)
         return None
     proc = subprocess.Popen(
-        [sys.executable, "-m", "turnout.cli", "-C", str(settings.project_dir), "scheduler",
+        [sys.executable, "-m", "turnout.scheduler", "-C", str(settings.project_dir),
          "--watch-pid", str(os.getpid())], stdin=subprocess.DEVNULL, close_fds=True)
     threading.Thread(target=proc.wait, name="runner-reaper", daemon=True).start()
     return proc

@@ -36,7 +36,7 @@ log = logging.getLogger("turnout.scheduler")
 
 POLL_SECONDS = 2.0          # how soon a task created by another process is noticed
 SETTLE_MINUTES = 5          # ledger entries left unknown are retried this often
-ARRIVALS_TICK_SECONDS = 5.0
+ARRIVALS_TICK_SECONDS = 1.0
 
 
 def _market_opener(settings: Callable[[], Settings], clock: Clock,
