@@ -135,8 +135,8 @@ def _job_ids(s: Sched) -> set[str]:
         return set(conn.execute(sa.text(f"SELECT id FROM {s.settings.tables.jobs}")).scalars())
 
 
-def test_the_runner_turns_rows_into_apscheduler_jobs_and_back(sched_sqlite: Sched):
-    s = sched_sqlite
+def test_the_runner_turns_rows_into_apscheduler_jobs_and_back(sched: Sched):
+    s = sched
     runner = Runner(s.settings, s.db, clock=s.clock, reload_settings=False, market=s.open_market,
                     poll_seconds=0.2, arrivals=False)
     runner.start()
