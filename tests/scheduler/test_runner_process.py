@@ -60,6 +60,12 @@ def _campaigns(project: tuple[Path, dict[str, str]]) -> list[dict[str, Any]]:
     return json.loads(done.stdout)
 
 
+def _hits(project: tuple[Path, dict[str, str]], count: int | None = None) -> list[dict[str, Any]]:
+    """The study's HITs (or [] until there are ``count`` of them)."""
+    found = json.loads(_turnout(project, "hit", "list", "--json").stdout)
+    return found if count is None or len(found) == count else []
+
+
 def _status(project: tuple[Path, dict[str, str]]) -> str:
     return _turnout(project, "task", "list").stdout.splitlines()[0]
 
@@ -80,7 +86,7 @@ def test_a_runner_process_runs_what_other_processes_create(project: tuple[Path, 
         row = _wait(lambda: [c for c in _campaigns(project) if c["id"] == campaign_id and c["rounds"] == 1],
                     "the runner to run the new campaign's first round")[0]
         assert row["active"] is True and row["spent"] == "6.00"  # 10 x ($0.50 + $0.10)
-        hits = json.loads(_turnout(project, "hit", "list", "--json").stdout)
+        hits = _wait(lambda: _hits(project, count=2), "the round's two HITs")
         assert sorted(h["max_assignments"] for h in hits) == [1, 9]
 
         first.send_signal(signal.SIGKILL)  # dies without giving the lease back
@@ -88,7 +94,7 @@ def test_a_runner_process_runs_what_other_processes_create(project: tuple[Path, 
         replacement = _wait(lambda: _start_when_lease_expires(project), "a new runner to take over")
         try:
             _wait(lambda: "runner: alive" in _status(project), "the new runner's heartbeat")
-            after = json.loads(_turnout(project, "hit", "list", "--json").stdout)
+            after = _hits(project)
             assert sorted(h["hitid"] for h in after) == sorted(h["hitid"] for h in hits)  # nothing posted twice
             assert _turnout(project, "campaign", "cancel", str(campaign_id)).returncode == 0
         finally:

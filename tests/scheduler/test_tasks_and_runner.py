@@ -145,7 +145,7 @@ def test_the_runner_turns_rows_into_apscheduler_jobs_and_back(sched: Sched):
             Runner(s.settings, s.db, clock=s.clock, reload_settings=False, market=s.open_market).start()
         c = s.create(goal=9, per_round=9)  # as another process would: a row, nothing else
         _wait(lambda: f"campaign-{c['id']}" in _job_ids(s), "the campaign's job")
-        _wait(lambda: campaigns.get(s.db, c["id"])["rounds"] == 1, "the first round")
+        _wait(lambda: [r["state"] for r in campaigns.rounds(s.db, c["id"])] == ["done"], "the first round")
         assert sum(h.max_assignments for h in s.market_hits()) == 9
         task = tasks.add(s.db, s.settings, s.clock, "approve-all", interval_minutes=30)
         _wait(lambda: task["job_id"] in _job_ids(s), "the task's job")
@@ -155,3 +155,21 @@ def test_the_runner_turns_rows_into_apscheduler_jobs_and_back(sched: Sched):
     finally:
         runner.shutdown()
     assert tasks.runner_status(s.db, s.clock)["alive"] is False
+
+
+def test_a_runner_that_loses_its_lease_stops_running_jobs(sched_sqlite: Sched):
+    s = sched_sqlite
+    runner = Runner(s.settings, s.db, clock=s.clock, reload_settings=False, market=s.open_market,
+                    poll_seconds=60, renew_seconds=3600, arrivals=False)
+    runner.start()
+    try:
+        s.clock.advance(timedelta(seconds=31))  # it stalled past its lease (renewal is an hour away here)
+        Lease(s.db, s.clock, "other:9:zz", timedelta(seconds=30)).acquire()
+        runner.heartbeat()
+        assert runner.lost_lease and runner.stopped.is_set()
+        from apscheduler.schedulers.base import STATE_PAUSED
+
+        assert runner.scheduler.state == STATE_PAUSED
+    finally:
+        runner.shutdown()
+    assert tasks.runner_status(s.db, s.clock)["holder"] == "other:9:zz"  # the new holder keeps its lease

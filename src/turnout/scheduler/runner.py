@@ -11,8 +11,9 @@ jobs. A campaign created elsewhere therefore has its first round within a few se
 Jobs live in ``jobs_table_name`` through SQLAlchemyJobStore (so next run times survive a
 restart) and carry only ids. ``coalesce`` and ``misfire_grace_time=None``: rounds missed
 while no runner ran are made up once, not once per missed interval, and never dropped.
-The runner's own housekeeping (heartbeat, sync, ledger settling, demo arrivals) runs from
-an in-memory job store: it belongs to this process, not to the database.
+The runner's own housekeeping (sync, ledger settling, demo arrivals) runs from an
+in-memory job store: it belongs to this process, not to the database. The lease heartbeat
+has its own thread, so busy job threads never delay it.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class Runner:
         self.lost_lease = False
         self.scheduler: Any = None
         self._with_arrivals = arrivals
+        self._beat: threading.Thread | None = None
 
         def current_settings() -> Settings:
             if not reload_settings:
@@ -100,7 +102,6 @@ class Runner:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC)
         add = self.scheduler.add_job
-        add(self.heartbeat, "interval", seconds=self.renew_seconds, id="runner-heartbeat", jobstore="runner")
         add(self.sync, "interval", seconds=self.poll_seconds, id="runner-sync", jobstore="runner")
         add(jobs.settle_job, "interval", minutes=SETTLE_MINUTES, id="ledger-settle", jobstore="runner",
             next_run_time=datetime.now(UTC) + timedelta(seconds=10))
@@ -110,6 +111,10 @@ class Runner:
             add(jobs.arrivals_job, "interval", seconds=ARRIVALS_TICK_SECONDS, id="simulate-arrivals",
                 jobstore="runner", kwargs={"seconds": ARRIVALS_TICK_SECONDS}, next_run_time=datetime.now(UTC))
         self.scheduler.start()
+        # The heartbeat has a thread of its own: jobs that keep every pool thread busy (a
+        # long approve-all) must not delay the lease renewal past its expiry.
+        self._beat = threading.Thread(target=self._beat_loop, name="runner-heartbeat", daemon=True)
+        self._beat.start()
         self.sync()
         log.warning("turnout runner %s started for %s (job table %s)", self.lease.holder,
                     settings.project_dir, self.db.tables.jobs)
@@ -119,6 +124,7 @@ class Runner:
 
     def shutdown(self) -> None:
         """Stop scheduling, let running jobs finish, give the lease back."""
+        self.stopped.set()  # ends the heartbeat thread
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         if self.env.arrivals is not None:
@@ -143,6 +149,10 @@ class Runner:
         return 1 if self.lost_lease else 0
 
     # --- housekeeping jobs ----------------------------------------------------------------------
+
+    def _beat_loop(self) -> None:
+        while not self.stopped.wait(self.renew_seconds):
+            self.heartbeat()
 
     def heartbeat(self) -> None:
         try:
