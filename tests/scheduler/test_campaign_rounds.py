@@ -268,3 +268,16 @@ def test_forecast_projects_eta_and_cost_from_the_recent_rate(sched: Sched):
     assert found["eta"] == (s.clock.now() + timedelta(hours=3)).isoformat()
     # 12.00 committed; 15 remaining minus 5 open = 10 more in HITs of 9 + 1 = 12.00
     assert (found["spent"], found["to_commit"], found["total_cost"]) == ("12.00", "12.00", "24.00")
+
+
+def test_a_hit_deleted_on_the_marketplace_is_closed_not_fatal(sched_sqlite: Sched):
+    s = sched_sqlite
+    c = s.create(goal=10, per_round=5)
+    s.round(c["id"])
+    H = campaigns.models(s.db).CampaignHit
+    with s.db.begin() as session:  # as if `turnout hit delete` had removed it after review
+        session.execute(sa.update(H).values(hit_id="3DELETEDHIT00000000000000000"))
+    s.clock.advance(ROUND)
+    result = s.round(c["id"])
+    assert (result.outcome, result.open, result.posted) == ("posted", 0, [5])
+    assert [h.closed_at is not None for h in s.campaign_hits(c["id"])] == [True, False]

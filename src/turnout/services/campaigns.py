@@ -436,8 +436,16 @@ def _count_open(ctx: MarketContext, campaign_id: int, codeversion: str) -> tuple
     listed_ids: set[str] = set()
     live_hits: list[str] = []
     for row_id, hit_id in rows:
-        hit = ctx.client.get_hit(HITId=hit_id)["HIT"]
-        listed = list(paginate(ctx.client, "list_assignments_for_hit", "Assignments", HITId=hit_id))
+        try:
+            hit = ctx.client.get_hit(HITId=hit_id)["HIT"]
+            listed = list(paginate(ctx.client, "list_assignments_for_hit", "Assignments", HITId=hit_id))
+        except Exception as exc:
+            failure = classify(exc)
+            if failure is None or failure.unknown or "does not exist" not in failure.message:
+                raise
+            closed.append(row_id)  # deleted (or disposed of) on the marketplace: nobody can come from it
+            closed_hits.append(hit_id)
+            continue
         listed_ids.update(a["AssignmentId"] for a in listed)
         maximum = int(hit.get("MaxAssignments", 0))
         available = int(hit.get("NumberOfAssignmentsAvailable", 0))
