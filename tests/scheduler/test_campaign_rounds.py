@@ -281,3 +281,19 @@ def test_a_hit_deleted_on_the_marketplace_is_closed_not_fatal(sched_sqlite: Sche
     result = s.round(c["id"])
     assert (result.outcome, result.open, result.posted) == ("posted", 0, [5])
     assert [h.closed_at is not None for h in s.campaign_hits(c["id"])] == [True, False]
+
+
+def test_a_cancel_during_a_round_stops_its_remaining_hits(sched_sqlite: Sched):
+    s = sched_sqlite
+    c = s.create(goal=30, per_round=27)
+
+    def cancel_after_first_create(client) -> None:
+        def after(**_) -> None:
+            campaigns.cancel(s.db, s.clock, c["id"])
+        client.meta.events.register("after-call.mturk.CreateHIT", after)
+
+    s.client_hook = cancel_after_first_create
+    result = s.round(c["id"])
+    assert result.posted == [9] and "campaign ended while posting" in result.note
+    assert len(s.market_hits()) == 1
+    assert campaigns.get(s.db, c["id"])["spent"] == "10.80"  # the two HITs never posted are not committed

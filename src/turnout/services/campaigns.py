@@ -495,8 +495,17 @@ def _post(ctx: MarketContext, campaign: Any, hit_rows: list[tuple[int, str, int]
     """CreateHIT for each planned HIT not yet posted, each with its own request key."""
     from turnout.services.hits import create_hit
 
-    H = models(ctx.db).CampaignHit
-    for row_id, key, size in hit_rows:
+    M = models(ctx.db)
+    H, C = M.CampaignHit, M.Campaign
+    for index, (row_id, key, size) in enumerate(hit_rows):
+        with ctx.db.begin() as session:
+            active = session.scalar(select(C.active_key).where(C.id == campaign.id)) is not None
+        if not active:  # cancelled (or ended) while this round was posting: post no more of it
+            with ctx.db.begin(immediate=True) as session:
+                session.execute(update(H).where(H.id.in_([r for r, _, _ in hit_rows[index:]]))
+                                .values(closed_at=ctx.clock.now()).execution_options(synchronize_session=False))
+            result.note = (result.note + "; " if result.note else "") + "campaign ended while posting"
+            return
         try:
             created = create_hit(ctx, max_assignments=size, reward=campaign.reward,
                                  duration_hours=campaign.duration_hours, request_key=key, confirm_live=True)
@@ -664,6 +673,7 @@ def _run_round(ctx: MarketContext, campaign_id: int, *, force: bool) -> RoundRes
     except TurnoutError as exc:
         result.outcome, result.note = "failed", exc.message
         return result
+    note = "; ".join(part for part in (note, result.note) if part)
     _finish_round(ctx, round_id, note)
     result.outcome, result.note = "posted", note
     return result
