@@ -1,6 +1,8 @@
 """The campaign round rule on every database, against the offline marketplace over HTTP.
 
-Workers here accept and submit through the marketplace's worker side and get the local row
+The rules that decide what is posted (the goal, open counting, the budget, the crash
+rerun, the one-active constraint) run on all three databases; the other cases on SQLite,
+to keep the suite short. Workers here accept and submit through the marketplace's worker side and get the local row
 a finished participant has; the end-to-end test with simulated workers walking the study
 over HTTP is in test_campaign_e2e.py. Time is a ManualClock: rounds 30 minutes apart take
 no wall-clock time.
@@ -55,8 +57,8 @@ def test_goal_25_in_rounds_of_10_completes_exactly_25_and_ends_by_itself(sched: 
     assert view["rounds"] == 3 and view["spent"] == "30.00"  # 25 x ($1.00 + 20%)
 
 
-def test_leftover_hits_are_expired_when_the_goal_is_met(sched: Sched):
-    s = sched
+def test_leftover_hits_are_expired_when_the_goal_is_met(sched_sqlite: Sched):
+    s = sched_sqlite
     c = s.create(goal=12, per_round=12)
     s.round(c["id"])  # 9 + 3
     s.fill_open(c["id"], limit=9)
@@ -100,8 +102,8 @@ def test_open_counts_only_the_campaigns_own_hits_and_never_previews(sched: Sched
     assert (third.completed, third.open, third.posted) == (1, 9, [5])
 
 
-def test_a_participant_finished_but_not_yet_submitted_is_not_counted_twice(sched: Sched):
-    s = sched
+def test_a_participant_finished_but_not_yet_submitted_is_not_counted_twice(sched_sqlite: Sched):
+    s = sched_sqlite
     c = s.create(goal=10, per_round=2)
     s.round(c["id"])
     (hit,) = s.campaign_hits(c["id"])
@@ -117,8 +119,8 @@ def test_a_participant_finished_but_not_yet_submitted_is_not_counted_twice(sched
     assert (result.completed, result.open) == (1, 1)  # completed once, and only the free slot is open
 
 
-def test_never_overshoots_when_open_assignments_cover_the_goal(sched: Sched):
-    s = sched
+def test_never_overshoots_when_open_assignments_cover_the_goal(sched_sqlite: Sched):
+    s = sched_sqlite
     c = s.create(goal=5, per_round=10)
     assert s.round(c["id"]).posted == [5]
     s.clock.advance(ROUND)
@@ -163,16 +165,16 @@ def test_a_round_cut_short_by_a_crash_posts_nothing_twice(sched: Sched):
     assert s.round(c["id"]).outcome == "skipped"
 
 
-def test_two_runners_on_one_round_post_it_once(sched: Sched):
-    s = sched
+def test_two_runners_on_one_round_post_it_once(sched_sqlite: Sched):
+    s = sched_sqlite
     c = s.create(goal=9, per_round=9)
     first, second = s.round(c["id"]), s.round(c["id"], force=True)
     assert first.posted == [9] and second.outcome in ("nothing", "skipped")
     assert len(s.market_hits()) == 1
 
 
-def test_cancel_stops_posting_and_can_expire_the_open_hits(sched: Sched):
-    s = sched
+def test_cancel_stops_posting_and_can_expire_the_open_hits(sched_sqlite: Sched):
+    s = sched_sqlite
     c = s.create(goal=30, per_round=10)
     s.round(c["id"])
     campaigns.cancel(s.db, s.clock, c["id"], actor="tester")
@@ -188,8 +190,8 @@ def test_cancel_stops_posting_and_can_expire_the_open_hits(sched: Sched):
         campaigns.cancel(s.db, s.clock, c["id"])
 
 
-def test_a_changed_codeversion_ends_the_campaign_visibly_and_frees_the_slot(sched: Sched, make_settings):
-    s = sched
+def test_a_changed_codeversion_ends_the_campaign_visibly_and_frees_the_slot(sched_sqlite: Sched, make_settings):
+    s = sched_sqlite
     c = s.create(goal=10, per_round=5)
     newer = make_settings(s.settings.database_url, launch_in_mode="local", experiment_code_version="2.0")
     result = campaigns.run_round(s.ctx(newer), c["id"])
@@ -200,8 +202,8 @@ def test_a_changed_codeversion_ends_the_campaign_visibly_and_frees_the_slot(sche
     assert s.create(goal=10, per_round=5)["active"] is True  # not blocked by an invisible active one
 
 
-def test_goal_can_change_while_running_but_must_exceed_the_completed(sched: Sched):
-    s = sched
+def test_goal_can_change_while_running_but_must_exceed_the_completed(sched_sqlite: Sched):
+    s = sched_sqlite
     c = s.create(goal=5, per_round=5)
     s.round(c["id"])
     s.fill_open(c["id"])
@@ -246,8 +248,8 @@ def test_campaign_settings_are_refused_with_specific_errors(sched_sqlite: Sched,
     assert message in refused.value.message
 
 
-def test_the_goal_must_exceed_those_already_complete(sched: Sched):
-    s = sched
+def test_the_goal_must_exceed_those_already_complete(sched_sqlite: Sched):
+    s = sched_sqlite
     from turnout.services import hits
 
     hit = hits.create_hit(s.ctx(), max_assignments=3, reward="1.00", duration_hours=1)["hit_id"]
@@ -257,8 +259,8 @@ def test_the_goal_must_exceed_those_already_complete(sched: Sched):
     assert s.create(goal=4)["completed"] == 3
 
 
-def test_forecast_projects_eta_and_cost_from_the_recent_rate(sched: Sched):
-    s = sched
+def test_forecast_projects_eta_and_cost_from_the_recent_rate(sched_sqlite: Sched):
+    s = sched_sqlite
     c = s.create(goal=20, per_round=10)
     s.round(c["id"])
     s.clock.advance(timedelta(hours=1))
