@@ -233,7 +233,7 @@ def campaign_goal(click_ctx: click.Context, campaign_id: str, goal: str, as_json
 
     number = _campaign_id(campaign_id)
     with _db(click_ctx) as (_settings_, database):
-        done = campaigns.set_goal(database, number, goal)
+        done = campaigns.set_goal(database, number, goal, actor=_actor())
     emit(done, as_json, lambda d: f"campaign {d['id']}: goal now {d['goal']} ({d['completed']} completed)")
 
 

@@ -299,3 +299,16 @@ def test_a_cancel_during_a_round_stops_its_remaining_hits(sched_sqlite: Sched):
     assert result.posted == [9] and "campaign ended while posting" in result.note
     assert len(s.market_hits()) == 1
     assert campaigns.get(s.db, c["id"])["spent"] == "10.80"  # the two HITs never posted are not committed
+
+
+def test_campaign_decisions_are_audited(sched_sqlite: Sched):
+    s = sched_sqlite
+    c = s.create(goal=10, per_round=5)
+    campaigns.set_goal(s.db, c["id"], 12, clock=s.clock, actor="ana")
+    campaigns.cancel(s.db, s.clock, c["id"], actor="ana")
+    A = s.db.models.AuditEvent
+    with s.db.begin() as session:
+        rows = session.execute(sa.select(A.action, A.actor, A.target).order_by(A.id)).all()
+    assert [tuple(r) for r in rows] == [("campaign.create", "test", f"campaign-{c['id']}"),
+                                        ("campaign.goal", "ana", f"campaign-{c['id']}"),
+                                        ("campaign.cancel", "ana", f"campaign-{c['id']}")]

@@ -99,6 +99,17 @@ def completed_count(db: Database, codeversion: str, mode: str) -> int:
             P.codeversion == codeversion, P.mode == mode, P.status.in_(COMPLETED_STATUSES))) or 0)
 
 
+def _audit(db: Database, clock: Clock, actor: str, action: str, mode: str, campaign_id: int, /,
+           **detail: Any) -> None:
+    """An audit event for a campaign decision (creating one commits money; cancelling or a
+    new goal changes what will be posted). No marketplace call is made, so none is named."""
+    with db.begin() as session:
+        session.add(db.models.AuditEvent(
+            study=study_of(db), at=clock.now(), actor=actor[:128], action=action, mode=mode,
+            marketplace=f"{mode} (no call)", target=job_id(campaign_id), outcome="ok",
+            detail=json.dumps(detail, default=str, sort_keys=True) if detail else None))
+
+
 # --- validation and creation -------------------------------------------------------------
 
 
@@ -228,6 +239,7 @@ def create(db: Database, settings: Settings, clock: Clock, *, actor: str = "cli"
         raise Conflict(f"campaign {other} is already active for codeversion {checked.codeversion} in mode "
                        f"{checked.mode}; cancel it first (turnout campaign cancel {other})",
                        campaign_id=other) from None
+    _audit(db, clock, actor, "campaign.create", checked.mode, campaign_id, **checked.as_dict())
     return get(db, campaign_id)
 
 
@@ -318,9 +330,11 @@ def _end(db: Database, clock: Clock, campaign_id: int, reason: str) -> bool:
 
 
 def cancel(db: Database, clock: Clock, campaign_id: int, *, actor: str = "cli") -> dict[str, Any]:
-    get(db, campaign_id)  # NotFound for another study's or an unknown id
+    view = get(db, campaign_id)  # NotFound for another study's or an unknown id
     if not _end(db, clock, campaign_id, f"cancelled by {actor}"):
         raise Conflict(f"campaign {campaign_id} has already ended")
+    _audit(db, clock, actor, "campaign.cancel", view["mode"], campaign_id, completed=view["completed"],
+           goal=view["goal"])
     return get(db, campaign_id)
 
 
@@ -340,7 +354,8 @@ def expire_campaign_hits(ctx: MarketContext, campaign_id: int) -> list[dict[str,
     return expire_hits(ctx, open_hit_ids(ctx.db, campaign_id))
 
 
-def set_goal(db: Database, campaign_id: int, goal: Any) -> dict[str, Any]:
+def set_goal(db: Database, campaign_id: int, goal: Any, *, clock: Clock | None = None,
+             actor: str = "cli") -> dict[str, Any]:
     """Change a running campaign's goal; it must exceed those already complete (for the
     campaign's own codeversion and mode, not the dashboard's current ones)."""
     view = get(db, campaign_id)
@@ -356,6 +371,9 @@ def set_goal(db: Database, campaign_id: int, goal: Any) -> dict[str, Any]:
                                   .values(goal=goal).execution_options(synchronize_session=False)).rowcount
     if changed != 1:
         raise Conflict(f"campaign {campaign_id} ended meanwhile")
+    from turnout.clock import SystemClock
+
+    _audit(db, clock or SystemClock(), actor, "campaign.goal", view["mode"], campaign_id, old=view["goal"], new=goal)
     return get(db, campaign_id)
 
 
