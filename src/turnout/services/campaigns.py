@@ -40,7 +40,6 @@ from turnout.errors import Conflict, InvalidInput, NotFound, TurnoutError
 from turnout.services import audit
 from turnout.services.hits import LARGE_HIT, cost_estimate, expire_hits
 from turnout.services.recruitment import (
-    CallFailure,
     MarketContext,
     classify,
     money_str,
@@ -632,7 +631,7 @@ def _run_round(ctx: MarketContext, campaign_id: int, *, force: bool) -> RoundRes
         failure = classify(exc)
         if failure is None:
             raise
-        result.outcome, result.note = "failed", f"could not count open assignments: {_text(failure)}"
+        result.outcome, result.note = "failed", f"could not count open assignments: {failure.text}"
         return result
 
     need = campaign.goal - result.completed - result.open
@@ -695,10 +694,6 @@ def _run_round(ctx: MarketContext, campaign_id: int, *, force: bool) -> RoundRes
     _finish_round(ctx, round_id, note)
     result.outcome, result.note = "posted", note
     return result
-
-
-def _text(failure: CallFailure) -> str:
-    return failure.text
 
 
 def _goal_reached(ctx: MarketContext, campaign: Any, result: RoundResult) -> RoundResult:
@@ -789,6 +784,3 @@ def rounds(db: Database, campaign_id: int) -> list[dict[str, Any]]:
              "open": r.open, "planned": r.planned, "posted": r.posted, "note": r.note,
              "hits": hits.get(r.number, [])} for r in found]
 
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=str, sort_keys=True)
