@@ -252,6 +252,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     database.dispose()
     host, port = host or settings.host, port if port is not None else settings.port
     _check_app_builds(settings)
+    _start_runner(settings, workers)  # do_scheduler, or the demo's simulated arrivals
     if demo:
         from turnout.events import SHOW_ENV
 
@@ -307,6 +308,18 @@ def serve_banner(settings: Settings, server: Any, *, demo: bool = False) -> str:
                      "(`turnout export`, `turnout worker list`)")
         lines.append("  what happens (HIT posted, worker accepted/finished/returned, participant completed):")
     return "\n".join(lines)
+
+
+def _start_runner(settings: Settings, workers: int | None) -> None:
+    from turnout.scheduler.embed import start_with_server
+
+    database = _database(settings)
+    try:
+        start_with_server(settings, database, workers)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        database.dispose()
 
 
 def _check_app_builds(settings: Settings) -> None:
@@ -368,6 +381,7 @@ def export(ctx: click.Context, out_dir: Path, fmt: str, codeversion: str | None,
 import turnout.cli_local_marketplace  # noqa: E402,F401  (turnout marketplace env)
 import turnout.cli_marketplace  # noqa: E402,F401  (turnout hit/worker/ledger/balance/mode)
 import turnout.cli_reconcile  # noqa: E402,F401  (turnout reconcile)
+import turnout.cli_scheduler  # noqa: E402,F401  (turnout scheduler/campaign/task)
 from turnout import cli_simulate  # noqa: E402,F401  (turnout simulate)
 
 if __name__ == "__main__":  # pragma: no cover

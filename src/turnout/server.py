@@ -56,11 +56,9 @@ def extra_mounts(settings: Settings) -> dict[str, Any]:
     except ImportError:  # the offline marketplace is optional at this layer
         return {}
     from turnout.marketplace.project import open_store
-    from turnout.simulation.arrivals import start_background
     from turnout.simulation.worker_site import create_worker_site
 
     open_store(settings).close()  # an unusable [Marketplace] local_store: one ConfigError line
-    start_background(settings)  # simulate_arrival_rate > 0: one arrivals process, whatever the worker count
     store = str(settings.marketplace_store)
     return {"/_mturk": create_marketplace(store), "/_mturk/worker": create_worker_site(store)}
 

@@ -1,14 +1,14 @@
 """``turnout serve`` starting and stopping as a real process (issue 11 item 6).
 
 Ctrl-C in a terminal sends SIGINT to every process of the foreground group: gunicorn's
-master, its workers and the simulated-arrivals process. The server must stop cleanly:
-every worker says it is exiting, none is killed ("was sent SIGKILL! Perhaps out of
-memory?"), no traceback, and no arrivals process left behind.
+master and its workers (the task runner that runs the demo's simulated arrivals has its
+own group and follows the server's pid). The server must stop cleanly: every worker says
+it is exiting, none is killed ("was sent SIGKILL! Perhaps out of memory?"), no traceback,
+and no runner left behind.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import signal
@@ -46,13 +46,19 @@ def _wait_until_serving(url: str, process: subprocess.Popen[Any], log: Path, tim
             time.sleep(0.2)
 
 
-def _lock_is_free(path: Path) -> bool:
-    with open(path, "a+") as handle:
+def _runners(project: Path) -> list[int]:
+    """PIDs of this project's task-runner children (read from /proc; nothing is signalled)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
-            return False
-        return True
+            continue
+        if b"turnout.scheduler" in argv and b"--watch-pid" in argv and str(project).encode() in argv:
+            found.append(int(entry.name))
+    return found
 
 
 def test_ctrl_c_stops_every_process_cleanly(project_dir: Path, tmp_path: Path) -> None:
@@ -69,9 +75,8 @@ def test_ctrl_c_stops_every_process_cleanly(project_dir: Path, tmp_path: Path) -
     idle: list[socket.socket] = []
     try:
         _wait_until_serving(f"http://127.0.0.1:{port}/", process, log)
-        lock = project_dir / ".turnout" / "marketplace.db.arrivals.lock"
         deadline = time.monotonic() + 60
-        while _lock_is_free(lock):  # the arrivals process is up once it holds the store's lock
+        while len(_runners(project_dir)) != 1:  # the runner that runs the arrivals is up
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
         while "posted in the offline marketplace" not in terminal.read_text():  # the demo's event lines
@@ -87,8 +92,8 @@ def test_ctrl_c_stops_every_process_cleanly(project_dir: Path, tmp_path: Path) -
         except subprocess.TimeoutExpired:
             pytest.fail("turnout serve did not stop within 60 s of Ctrl-C")
         deadline = time.monotonic() + 30
-        while not _lock_is_free(lock):  # the arrivals process stops when its worker is gone
-            assert time.monotonic() < deadline, "the simulated-arrivals process outlived the server"
+        while _runners(project_dir):  # the runner stops when the server is gone
+            assert time.monotonic() < deadline, "the task runner outlived the server"
             time.sleep(0.2)
     finally:
         for s in idle:
@@ -105,7 +110,7 @@ def test_ctrl_c_stops_every_process_cleanly(project_dir: Path, tmp_path: Path) -
     assert "SIGKILL" not in text and "out of memory" not in text, text
     assert "Traceback" not in text and "Traceback" not in printed, text + printed
     assert "ignored due to race condition" not in text + printed
-    assert text.count("started the simulated-arrivals process") == 1, text
+    assert text.count("turnout runner ") == 1 and "started for" in text, text  # one runner, not one per worker
     # The banner says what runs and where the log is; events reach the terminal (item 5).
     assert "  server: gunicorn, 2 worker processes" in printed
     assert f"  log: {log} (level INFO" in printed

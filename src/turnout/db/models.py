@@ -19,6 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
 from turnout.config import TableNames
 from turnout.db.marketplace_models import build_marketplace_models
 from turnout.db.reconcile_models import build_reconcile_models
+from turnout.db.scheduler_models import SchedulerModels, build_scheduler_models
 from turnout.db.types import LongText, UTCDateTime
 
 TRANSITIONS_TABLE = "turnout_status_transition"
@@ -48,6 +49,8 @@ class Models:
     # reconciliation with the marketplace: excluded rows, check runs.
     Exclusion: type[Any]
     ReconcileRun: type[Any]
+    # Campaigns, tasks, their runs and the runner lease (scheduler_models.py).
+    scheduling: SchedulerModels | None = None
 
 
 def build_models(tables: TableNames) -> Models:
@@ -166,4 +169,5 @@ def build_models(tables: TableNames) -> Models:
                   HitRecord=market.HitRecord, LedgerEntry=market.LedgerEntry, AuditEvent=market.AuditEvent,
                   OwnedQualification=market.OwnedQualification,
                   QualificationGrant=market.QualificationGrant,
-                  Exclusion=reconcile.Exclusion, ReconcileRun=reconcile.ReconcileRun)
+                  Exclusion=reconcile.Exclusion, ReconcileRun=reconcile.ReconcileRun,
+                  scheduling=build_scheduler_models(Base))

@@ -353,10 +353,7 @@ def open_marketplace(settings: Settings, mode: str, *, clock: Clock | None = Non
     store = settings.marketplace_store
     try:
         open_store(settings, clock).close()
-        if endpoint_url:
-            running = None
-        else:
-            running = ThreadedMarketplace(store, clock=clock)
+        running = None if endpoint_url else ThreadedMarketplace(store, clock=clock)
     except (sqlite3.Error, OSError) as exc:
         # A store another process holds locked (past SQLite's busy timeout), or one that is
         # not a SQLite file: one line naming it, not a traceback.

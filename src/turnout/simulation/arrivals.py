@@ -1,36 +1,27 @@
 """Background arrivals: simulated workers turning up at a steady rate while the server runs.
 
 With ``[Marketplace] simulate_arrival_rate = R`` (workers per minute) and mode ``local``,
-``turnout serve`` gets one dedicated arrivals process. It sends workers at random
-(Poisson) times averaging R a minute, each walking the study at a tenth of real speed so
-that a dashboard shows people in progress (``simulate_pace``, real seconds per simulated
-second; a fifth do not finish, ``simulate_dropout``), and posts a HIT through the normal
-HIT service whenever none is open, so a demo's database keeps filling.
+the task runner (``turnout scheduler``, or the one ``turnout serve`` starts beside itself
+for a demo) runs an arrivals job every few seconds. It sends workers at random (Poisson)
+times averaging R a minute, each walking the study at a tenth of real speed so that a
+dashboard shows people in progress (``simulate_pace``, real seconds per simulated second;
+a fifth do not finish, ``simulate_dropout``), and posts a HIT through the normal HIT
+service whenever none is open, so a demo's database keeps filling.
 
-Why a process of its own: gunicorn builds the app in every worker process, and a thread
-there would mean one arrival stream per worker. Every worker calls ``start_background``
-when it builds the app; the first one starts ``python -m turnout.simulation.arrivals``,
-which holds an exclusive lock on a file beside the marketplace store, so at most one
-arrivals process exists per store. It exits when the worker that started it goes away;
-gunicorn's replacement worker starts a new one.
+Why the runner: gunicorn builds the app in every worker process, and arrivals started
+there would mean one stream per worker. The runner is one process per database (its
+lease), so there is exactly one arrival stream, and it stops with the runner.
 """
 
 from __future__ import annotations
 
-import argparse
-import fcntl
 import logging
-import os
 import random
 import secrets
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from turnout.clock import Clock, SystemClock
 from turnout.config import Settings
@@ -38,7 +29,7 @@ from turnout.config import Settings
 from .behaviour import plan_worker
 from .workers import SimulatedWorker
 
-__all__ = ["ARRIVAL_DROPOUT", "ARRIVAL_PACE", "Arrivals", "lock_path", "start_background"]
+__all__ = ["ARRIVAL_DROPOUT", "ARRIVAL_PACE", "Arrivals", "option"]
 
 log = logging.getLogger("turnout.simulation.arrivals")
 
@@ -46,24 +37,6 @@ ARRIVAL_DROPOUT = 0.2     # a fifth of arrivals do not finish (quit, return, aba
 ARRIVAL_PACE = 0.1        # real seconds per simulated second: a 5-minute visit takes 30 s
 MAX_IN_PROGRESS = 8       # more arrivals than this at once are turned away (logged)
 HIT_CHECK_INTERVAL_S = 10.0
-WATCH_INTERVAL_S = 1.0
-
-
-def lock_path(settings: Settings) -> Path:
-    store = settings.marketplace_store
-    return store.with_name(store.name + ".arrivals.lock")
-
-
-def _try_lock(path: Path) -> IO[Any] | None:
-    """An open, exclusively locked file, or None if another process holds the lock."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+")  # noqa: SIM115 - held for the life of the process
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        return None
-    return handle
 
 
 class Arrivals:
@@ -98,6 +71,8 @@ class Arrivals:
         self._threads: list[threading.Thread] = []
         self._last_hit_check = float("-inf")
         self._lock = threading.Lock()
+        self._rng: random.Random | None = None
+        self._gap = 0.0
 
     def _post_with_service(self) -> str:
         from .hits import post_hit
@@ -159,12 +134,32 @@ class Arrivals:
             self.ensure_hit()
         return self.send_one()
 
+    def announce(self) -> None:
+        log.warning("simulated arrivals are on: about %g workers a minute (seed %d); "
+                    "set [Marketplace] simulate_arrival_rate = 0 to stop them", self.rate, self.seed)
+
+    def tick(self, seconds: float, monotonic: Callable[[], float] = time.monotonic) -> int:
+        """Send the workers who arrive in the next ``seconds``: a Poisson number at the rate
+        (exponential gaps carried over from tick to tick). The runner's arrivals job."""
+        if self._rng is None:
+            self._rng = random.Random(f"turnout-arrivals:{self.seed}")
+            self._gap = self._rng.expovariate(self.rate / 60.0)
+        sent = 0
+        self._gap -= seconds
+        while self._gap <= 0 and not self.stop.is_set():
+            try:
+                self.step(monotonic())
+            except Exception:  # keep arriving; the next step may succeed
+                log.exception("simulated arrivals: an arrival failed")
+            sent += 1
+            self._gap += self._rng.expovariate(self.rate / 60.0)
+        return sent
+
     def run(self, wait: Callable[[float], bool] | None = None,
             monotonic: Callable[[], float] = time.monotonic) -> None:
         wait = wait or self.stop.wait
         rng = random.Random(f"turnout-arrivals:{self.seed}")
-        log.warning("simulated arrivals are on: about %g workers a minute (seed %d); "
-                    "set [Marketplace] simulate_arrival_rate = 0 to stop them", self.rate, self.seed)
+        self.announce()
         while not self.stop.is_set():
             if wait(rng.expovariate(self.rate / 60.0)):
                 break
@@ -179,34 +174,6 @@ class Arrivals:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
-# --- the dedicated process -----------------------------------------------------------
-
-
-def start_background(settings: Settings) -> subprocess.Popen[bytes] | None:
-    """Start the arrivals process for this project unless one runs already.
-
-    Called from every server process as it builds the app; cheap when arrivals are off.
-    """
-    if settings.default_mode != "local" or settings.simulate_arrival_rate <= 0:
-        return None
-    probe = _try_lock(lock_path(settings))
-    if probe is None:
-        return None  # running already
-    # The child inherits the locked file (flock belongs to the open file, not the process), so
-    # the workers booting beside this one see the lock held at once and start no process of
-    # their own. Its own process group keeps a terminal's Ctrl-C from interrupting it half-way
-    # through its imports (a traceback on the terminal); it stops when this worker goes away.
-    with probe:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "turnout.simulation.arrivals", "--project", str(settings.project_dir),
-             "--watch-pid", str(os.getpid()), "--lock-fd", str(probe.fileno())],
-            stdin=subprocess.DEVNULL, close_fds=True, pass_fds=(probe.fileno(),), process_group=0)
-    threading.Thread(target=proc.wait, name="arrivals-reaper", daemon=True).start()
-    log.info("started the simulated-arrivals process (pid %d, %g workers a minute)", proc.pid,
-             settings.simulate_arrival_rate)
-    return proc
-
-
 def option(settings: Settings, key: str, default: float, low: float, high: float) -> float:
     """An optional ``[Marketplace]`` number (``simulate_pace``, ``simulate_dropout``)."""
     from turnout.config import ConfigError
@@ -219,65 +186,3 @@ def option(settings: Settings, key: str, default: float, low: float, high: float
     if not low <= value <= high:
         raise ConfigError(f"config.txt [Marketplace] {key}: {value:g} is out of range ({low:g} to {high:g})")
     return value
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m turnout.simulation.arrivals",
-                                     description="Send simulated workers at the project's simulate_arrival_rate.")
-    parser.add_argument("--project", required=True, help="the project folder")
-    parser.add_argument("--watch-pid", type=int, help="exit when this process ends")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--lock-fd", type=int, help="the store's arrivals lock, already held for this process")
-    args = parser.parse_args(argv)
-
-    from turnout.config import ConfigError, load_settings
-    from turnout.server import configure_logging
-
-    try:
-        settings = load_settings(args.project)
-        pace = option(settings, "simulate_pace", ARRIVAL_PACE, 0.0, 10.0)
-        dropout = option(settings, "simulate_dropout", ARRIVAL_DROPOUT, 0.0, 1.0)
-    except ConfigError as exc:
-        print(f"turnout arrivals: {exc}", file=sys.stderr)
-        return 1
-    configure_logging(settings)
-    if args.lock_fd is not None:
-        held: IO[Any] | None = open(args.lock_fd, "a+")  # noqa: SIM115 - held for the life of the process
-    else:
-        held = _try_lock(lock_path(settings))
-    if held is None:
-        return 0  # another arrivals process serves this store
-    if settings.default_mode != "local" or settings.simulate_arrival_rate <= 0:
-        return 0
-    arrivals = Arrivals(settings, rate_per_minute=settings.simulate_arrival_rate, seed=args.seed, pace=pace,
-                        dropout=dropout)
-
-    def stop(*_: Any) -> None:
-        arrivals.stop.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    runner = threading.Thread(target=arrivals.run, name="arrivals", daemon=True)
-    runner.start()
-    parent = os.getppid()
-    while not arrivals.stop.wait(WATCH_INTERVAL_S):
-        if os.getppid() != parent or (args.watch_pid and not _alive(args.watch_pid)):
-            log.info("simulated arrivals: the server process is gone; stopping")
-            arrivals.stop.set()
-    runner.join(timeout=5)
-    held.close()
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -3,14 +3,14 @@
 Idempotent like 0002: projects sharing one database share these ``study``-keyed tables.
 
 Revision ID: 0013
-Revises: 0005
+Revises: 0008
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0005"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
