@@ -252,11 +252,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     database.dispose()
     host, port = host or settings.host, port if port is not None else settings.port
     _check_app_builds(settings)
-    _start_runner(settings, workers)  # do_scheduler, or the demo's simulated arrivals
     if demo:
         from turnout.events import SHOW_ENV
 
-        os.environ[SHOW_ENV] = "1"  # the workers and the arrivals process print events here too
+        os.environ[SHOW_ENV] = "1"  # the workers and the runner (arrivals) print events here too
+    _start_runner(settings, workers)  # do_scheduler, or the demo's simulated arrivals
 
     def banner(server: Any) -> None:
         click.echo(serve_banner(settings, server, demo=demo))
