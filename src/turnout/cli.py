@@ -101,10 +101,17 @@ def init(directory: Path) -> None:
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     config = directory / "config.txt"
     text = config.read_text(encoding="utf-8") if config.is_file() else ""
+    from turnout.services.accounts import fill_new_project_login
+
+    text, login_password = fill_new_project_login(text)
     if "secret_key =" in text:
         text = text.replace("secret_key =", f"secret_key = {secrets.token_urlsafe(32)}", 1)
+    if text:
         config.write_text(text, encoding="utf-8")
     click.echo(f"Created {directory}. Next:\n  cd {directory}\n  turnout db upgrade\n  turnout serve")
+    if login_password:
+        click.echo(f"Dashboard login (set enable_dashboard = true to use it): admin / {login_password}\n"
+                   "  this password is shown only now; config.txt keeps only its hash")
 
 
 @main.group()
@@ -230,6 +237,7 @@ def export(ctx: click.Context, out_dir: Path, fmt: str, codeversion: str | None,
         click.echo(f"{out_dir / f'{kind}.{suffix}'}: {n} rows")
 
 
+import turnout.cli_accounts  # noqa: E402,F401  (turnout user/token/hash-password)
 import turnout.cli_marketplace  # noqa: E402,F401  (turnout hit/worker/ledger/balance/mode)
 from turnout import cli_simulate  # noqa: E402,F401  (turnout simulate)
 

@@ -1,0 +1,49 @@
+"""API routes for accounts and the caller's settings (``/api/services_manager``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g, jsonify, request, session
+
+from turnout.api import bp
+from turnout.dashboard.auth import api_error, current_principal, require_role, user_mode
+from turnout.dashboard.market import balance, state
+from turnout.errors import InvalidInput
+
+MODES = ("local", "sandbox", "live")
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object (an empty body counts as ``{}``); anything else is a 400."""
+    if not request.get_data(cache=True):
+        return {}
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object")
+    return body
+
+
+@bp.get("/services_manager")
+@require_role("viewer")
+def services_manager() -> Any:
+    mode = user_mode()
+    settings = state().settings
+    money = balance(mode)
+    principal = current_principal()
+    return jsonify({"mode": mode, "codeversion": settings.codeversion, "balance": money["balance"],
+                    "balance_error": money["error"], "user": principal.username if principal else None,
+                    "role": principal.role if principal else None})
+
+
+@bp.post("/services_manager")
+@require_role("viewer")
+def set_mode() -> Any:
+    mode = json_body().get("mode")
+    if mode not in MODES:
+        raise InvalidInput(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if g.get("principal_via") == "token":
+        return api_error("no_session", "a bearer token has no session to keep a mode in; "
+                         "pass ?mode= with each request instead", 400)
+    session["mode"] = mode  # this user's session only; never a process-wide switch
+    return services_manager()

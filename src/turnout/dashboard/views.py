@@ -1,0 +1,104 @@
+"""The dashboard's pages: server-rendered, one view per page, each calling one service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+
+from turnout.dashboard.auth import (
+    current_principal,
+    guard_request,
+    login_session,
+    require_role,
+    safe_next,
+    user_mode,
+)
+from turnout.dashboard.market import balance, state
+from turnout.services import accounts
+
+bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates",
+               static_folder="static", static_url_path="/static")
+bp.before_request(guard_request)
+
+MODES = ("local", "sandbox", "live")
+
+
+@bp.context_processor
+def _layout() -> dict[str, Any]:
+    principal = current_principal()
+    from flask import current_app
+
+    return {"principal": principal, "mode": user_mode() if principal else None,
+            "codeversion": state().settings.codeversion, "modes": MODES,
+            "nav_endpoints": set(current_app.view_functions)}
+
+
+@bp.app_template_filter("money")
+def money(value: Any) -> str:
+    """Dollars with cents and thousands separators: ``$1,234.50``; blank for None."""
+    from decimal import Decimal, InvalidOperation
+
+    if value is None or value == "":
+        return ""
+    try:
+        return f"${Decimal(str(value)):,.2f}"
+    except InvalidOperation:
+        return str(value)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    target = safe_next(request.values.get("next"), url_for("dashboard.index"))
+    if request.method == "GET":
+        if current_principal() is not None:
+            return redirect(target)
+        return render_template("dashboard/login.html", next=target)
+    st = state()
+    username = request.form.get("username", "")
+    password = request.form.get("password", "")
+    try:
+        principal = accounts.authenticate(st.db, st.settings, username, password,
+                                          address=request.remote_addr or "unknown", clock=st.clock)
+    except accounts.TooManyAttempts as exc:
+        flash(exc.message, "danger")
+        return render_template("dashboard/login.html", next=target), 429
+    if principal is None:
+        flash("Incorrect username or password.", "danger")
+        return render_template("dashboard/login.html", next=target), 401
+    login_session(principal)
+    return redirect(target)
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    session.clear()
+    flash("Signed out.", "info")
+    return redirect(url_for("dashboard.login"))
+
+
+@bp.get("/")
+@require_role("viewer")
+def index() -> Any:
+    return render_template("dashboard/overview.html")
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@require_role("viewer")
+def settings_page() -> Any:
+    if request.method == "POST":
+        mode = request.form.get("mode")
+        if mode not in MODES:
+            flash(f"unknown mode {mode!r}", "danger")
+            return redirect(url_for("dashboard.settings_page"), 303)
+        session["mode"] = mode  # this user's session only
+        flash(f"Your dashboard now works on the {mode} marketplace.", "success")
+        return redirect(url_for("dashboard.settings_page"), 303)
+    st = state()
+    s = st.settings
+    mode = user_mode()
+    from sqlalchemy.engine import make_url
+
+    db_shown = make_url(s.database_url).render_as_string(hide_password=True)
+    return render_template("dashboard/settings.html", balance=balance(mode), db_url=db_shown,
+                           do_scheduler=s.do_scheduler, threads=s.threads, default_mode=s.default_mode)

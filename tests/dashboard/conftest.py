@@ -1,0 +1,116 @@
+"""Fixtures for the dashboard and API tests: a dashboard-enabled app per database, built
+once per run (rows are deleted after each test), signed-in clients, and accounts."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+ADMIN, ADMIN_PW = "boss", "correct horse"
+VIEWER_PW = "viewer-pw-1"
+PAYER_PW = "payer-pw-1"
+
+_apps: dict[str, Any] = {}
+
+
+def build_dashboard_app(url: str, factory: pytest.TempPathFactory, clock: Any) -> Any:
+    from turnout import compat
+    from turnout.app import create_app
+    from turnout.config import load_settings
+    from turnout.db.engine import Database
+    from turnout.db.migrate import upgrade
+
+    built = _apps.get(url)
+    if built is None:
+        project = factory.mktemp("dashboard") / "project"
+        shutil.copytree(FIXTURES / "minimal_project", project)
+        settings = load_settings(project, environ={
+            "TURNOUT_DATABASE_URL": url, "PSITURK_GLOBAL_CONFIG_LOCATION": str(project / "no-global"),
+            "TURNOUT_ENABLE_DASHBOARD": "true", "TURNOUT_LOGIN_USERNAME": ADMIN,
+            "TURNOUT_LOGIN_PW": ADMIN_PW, "TURNOUT_SECRET_KEY": "test-secret"})
+        db = Database(settings.database_url, settings.tables)
+        upgrade(db)
+        built = create_app(settings, db=db, clock=clock)
+        built.config["TESTING"] = True
+        _apps[url] = built
+    ctx = built.extensions["turnout"]
+    ctx.clock = clock
+    built.extensions["turnout.dashboard"].balances.clear()
+    compat.activate(ctx.settings, ctx.db)
+    return built
+
+
+@pytest.fixture
+def dash_app(shared_database_url: str, tmp_path_factory: pytest.TempPathFactory, clock: Any) -> Iterator[Any]:
+    """The dashboard-enabled test app on each database backend in turn."""
+    yield build_dashboard_app(shared_database_url, tmp_path_factory, clock)
+
+
+@pytest.fixture
+def sqlite_dash_app(app: Any, _shared_databases: dict[str, str], tmp_path_factory: pytest.TempPathFactory,
+                    clock: Any) -> Any:
+    """The dashboard-enabled app on SQLite only, for tests of the web layer rather than the
+    database (the ``app`` fixture empties the shared SQLite database after the test)."""
+    return build_dashboard_app(_shared_databases["sqlite"], tmp_path_factory, clock)
+
+
+def csrf_of(response: Any) -> str:
+    match = re.search(rb'name="csrf-token" content="([^"]+)"', response.data)
+    assert match, "page carries no csrf-token meta"
+    return match.group(1).decode()
+
+
+class Browser:
+    """A test client that signs in like a person: fetch the form, post it with its token."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.client = app.test_client()
+        self.csrf = ""
+
+    def login(self, username: str = ADMIN, password: str = ADMIN_PW, **extra: str) -> Any:
+        form = self.client.get("/dashboard/login")
+        self.csrf = csrf_of(form)
+        response = self.client.post("/dashboard/login", data={"username": username, "password": password,
+                                                               "csrf_token": self.csrf, **extra})
+        if response.status_code == 302:
+            self.csrf = csrf_of(self.client.get("/dashboard/settings"))
+        return response
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.client.get(path, **kw)
+
+    def post_json(self, path: str, body: Any = None, *, csrf: bool = True) -> Any:
+        headers = {"X-CSRFToken": self.csrf} if csrf else {}
+        return self.client.post(path, json=body if body is not None else {}, headers=headers)
+
+    def post_form(self, path: str, data: dict[str, str], *, csrf: bool = True) -> Any:
+        return self.client.post(path, data={**data, **({"csrf_token": self.csrf} if csrf else {})})
+
+
+@pytest.fixture
+def browser_for():
+    def make(app: Any, username: str = ADMIN, password: str = ADMIN_PW) -> Browser:
+        b = Browser(app)
+        response = b.login(username, password)
+        assert response.status_code == 302, response.data[:300]
+        return b
+
+    return make
+
+
+@pytest.fixture
+def add_user():
+    def add(app: Any, name: str, role: str, password: str) -> None:
+        from turnout.services import accounts
+
+        st = app.extensions["turnout.dashboard"]
+        accounts.add_user(st.db, st.settings, name, password, role, clock=st.clock)
+
+    return add
