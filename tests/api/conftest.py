@@ -4,5 +4,6 @@ from dashboard.conftest import (  # noqa: F401  (fixtures)
     add_user,
     browser_for,
     dash_app,
+    seed,
     sqlite_dash_app,
 )

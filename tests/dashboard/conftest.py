@@ -114,3 +114,31 @@ def add_user():
         accounts.add_user(st.db, st.settings, name, password, role, clock=st.clock)
 
     return add
+
+
+@pytest.fixture
+def seed():
+    """``seed(app, n, **columns)``: insert n participants directly (status, cond, mode,
+    codeversion cycle through lists when given lists); returns their uniqueids."""
+    from datetime import UTC, datetime, timedelta
+
+    def insert(app: Any, n: int, *, prefix: str = "W", **columns: Any) -> list[str]:
+        db = app.extensions["turnout"].db
+        P = db.models.Participant
+        ids = []
+        base = datetime(2026, 1, 1, tzinfo=UTC)
+        with db.begin() as session:
+            for i in range(n):
+                values = {k: (v[i % len(v)] if isinstance(v, list) else v) for k, v in columns.items()}
+                values.setdefault("mode", "local")
+                values.setdefault("codeversion", "1.0")
+                values.setdefault("status", 4)
+                values.setdefault("cond", i % 2)
+                uid = f"{prefix}{i}:A{prefix}{i}"
+                session.add(P(uniqueid=uid, workerid=f"{prefix}{i}", assignmentid=f"A{prefix}{i}",
+                              hitid=values.pop("hitid", "H1"), counterbalance=0,
+                              beginhit=base + timedelta(minutes=i), **values))
+                ids.append(uid)
+        return ids
+
+    return insert

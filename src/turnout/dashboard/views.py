@@ -102,3 +102,49 @@ def settings_page() -> Any:
     db_shown = make_url(s.database_url).render_as_string(hide_password=True)
     return render_template("dashboard/settings.html", balance=balance(mode), db_url=db_shown,
                            do_scheduler=s.do_scheduler, threads=s.threads, default_mode=s.default_mode)
+
+
+# --- participants ------------------------------------------------------------------------
+
+@bp.get("/participants")
+@require_role("viewer")
+def participants() -> Any:
+    from turnout.errors import InvalidInput
+    from turnout.services import participant_table
+    from turnout.services.participant_table import TableQuery
+
+    current = state().settings.codeversion
+    try:
+        tq = TableQuery.from_args(request.args, current)
+        error = None
+    except InvalidInput as exc:
+        tq, error = TableQuery(codeversion=current), exc.message
+    result = participant_table.query(state().db, tq)
+    pages = max(1, -(-result["total"] // tq.per_page))
+
+    def link(**changes: Any) -> str:
+        return url_for("dashboard.participants", **tq.to_args(current, **changes))
+
+    def api_link(endpoint: str) -> str:
+        return url_for(endpoint, **tq.to_args(current, page=None, per_page=None))
+
+    context = {"tq": tq, "result": result, "pages": pages, "link": link, "error": error,
+               "csv_url": api_link("api.participants_csv"), "json_url": api_link("api.participants"),
+               "columns": participant_table.COLUMNS, "current": current}
+    partial = request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request")
+    template = "dashboard/_participants_table.html" if partial \
+        else "dashboard/participants.html"
+    return render_template(template, **context), 400 if error else 200
+
+
+@bp.get("/participants/<path:uniqueid>")
+@require_role("viewer")
+def participant(uniqueid: str) -> Any:
+    from turnout.errors import NotFound
+    from turnout.services import participant_table
+
+    try:
+        p = participant_table.participant_detail(state().db, uniqueid)
+    except NotFound as exc:
+        return render_template("dashboard/error.html", message=exc.message, status=404), 404
+    return render_template("dashboard/participant.html", p=p, columns=participant_table.COLUMNS)
