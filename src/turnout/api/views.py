@@ -47,3 +47,13 @@ def set_mode() -> Any:
                          "pass ?mode= with each request instead", 400)
     session["mode"] = mode  # this user's session only; never a process-wide switch
     return services_manager()
+
+
+@bp.get("/overview")
+@require_role("viewer")
+def overview() -> Any:
+    """The overview page's numbers: funnel, conditions, completions per day, money."""
+    from turnout.services.study_summary import summary
+
+    codeversion = request.args.get("codeversion") or state().settings.codeversion
+    return jsonify(summary(state().db, codeversion=codeversion, mode=user_mode()))

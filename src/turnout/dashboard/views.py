@@ -80,7 +80,12 @@ def logout() -> Any:
 @bp.get("/")
 @require_role("viewer")
 def index() -> Any:
-    return render_template("dashboard/overview.html")
+    from turnout.services.study_summary import summary
+
+    data = summary(state().db, codeversion=state().settings.codeversion, mode=user_mode())
+    partial = request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request")
+    template = "dashboard/_overview_body.html" if partial else "dashboard/overview.html"
+    return render_template(template, s=data)
 
 
 @bp.route("/settings", methods=["GET", "POST"])

@@ -1,0 +1,23 @@
+"""/dashboard/ (overview) and /api/overview: funnel, conditions, completions, money."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def test_funnel_and_conditions_match_the_rows(dash_app: Any, browser_for, seed) -> None:
+    seed(dash_app, 8, status=[1, 2, 3, 4, 5, 7, 6, 4], cond=[0, 1])
+    seed(dash_app, 2, prefix="S", mode="sandbox", status=4)
+    b = browser_for(dash_app)
+    body = b.get("/api/overview").get_json()
+    steps = {f["step"]: f["count"] for f in body["funnel"]}
+    assert steps == {"loaded": 8, "started": 7, "completed": 5, "submitted": 4, "approved": 2, "bonused": 1}
+    assert {c["cond"]: (c["total"], c["completed"]) for c in body["conditions"]} == {0: (4, 2), 1: (4, 3)}
+    assert body["money"]["spent"] == "0.00"
+    page = b.get("/dashboard/").data.decode()
+    assert 'data-step="completed">5<' in page and 'hx-trigger="every 15s"' in page
+
+
+def test_refresh_returns_the_body_only(sqlite_dash_app: Any, browser_for) -> None:
+    partial = browser_for(sqlite_dash_app).get("/dashboard/", headers={"HX-Request": "true"}).data.decode()
+    assert "<html" not in partial and 'id="funnel"' in partial
