@@ -6,4 +6,5 @@ from dashboard.conftest import (  # noqa: F401  (fixtures)
     dash_app,
     seed,
     sqlite_dash_app,
+    study,
 )

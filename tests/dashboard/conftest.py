@@ -142,3 +142,66 @@ def seed():
         return ids
 
     return insert
+
+
+class Study:
+    """The dashboard app wired to an offline marketplace on the test's clock."""
+
+    def __init__(self, app: Any, market: Any) -> None:
+        self.app = app
+        self.market = market
+        self.st = app.extensions["turnout.dashboard"]
+
+    def ctx(self, actor: str = "test") -> Any:
+        return self.st.open_market("local", actor)
+
+    def hit(self, assignments: int = 5, reward: str = "1.00") -> str:
+        from turnout.services import hits
+
+        return str(hits.create_hit(self.ctx(), max_assignments=assignments, reward=reward,
+                                   duration_hours=1)["hit_id"])
+
+    def submit(self, hit_id: str, count: int, *, bonus: float = 0.0, status: int = 4) -> list[str]:
+        """``count`` workers accept and submit; each gets a local participant row."""
+        side = self.market.state.workers
+        db = self.st.db
+        P = db.models.Participant
+        ids = []
+        for _ in range(count):
+            worker = side.register()
+            a = side.accept(worker.worker_id, hit_id)
+            side.submit(a.assignment_id, {"done": "yes"})
+            with db.begin() as session:
+                session.add(P(uniqueid=f"{worker.worker_id}:{a.assignment_id}", assignmentid=a.assignment_id,
+                              workerid=worker.worker_id, hitid=hit_id, codeversion="1.0", mode="local",
+                              status=status, bonus=bonus, cond=0, counterbalance=0, beginhit=self.st.clock.now()))
+            ids.append(a.assignment_id)
+        return ids
+
+    def balance(self) -> str:
+        return str(self.ctx().client.get_account_balance()["AvailableBalance"])
+
+
+@pytest.fixture
+def study(dash_app: Any, tmp_path: Path, clock: Any) -> Iterator[Study]:
+    """``dash_app`` (each database) whose local marketplace is a fresh offline MTurk."""
+    from turnout.marketplace import make_client
+    from turnout.marketplace.local import ThreadedMarketplace
+    from turnout.services.recruitment import MarketContext
+
+    st = dash_app.extensions["turnout.dashboard"]
+    original = st.open_market
+    with ThreadedMarketplace(tmp_path / "mturk.db", clock=clock) as market:
+        client = make_client("local", endpoint_url=market.endpoint_url, max_attempts=1)
+
+        def open_market(mode: str, actor: str) -> Any:
+            if mode != "local":
+                return original(mode, actor)
+            return MarketContext(db=st.db, settings=st.settings, clock=st.clock, mode="local", client=client,
+                                 actor=actor)
+
+        st.open_market = open_market
+        try:
+            yield Study(dash_app, market)
+        finally:
+            st.open_market = original
