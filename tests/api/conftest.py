@@ -6,5 +6,6 @@ from dashboard.conftest import (  # noqa: F401  (fixtures)
     dash_app,
     seed,
     sqlite_dash_app,
+    sqlite_study,
     study,
 )

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 import shutil
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -182,16 +184,15 @@ class Study:
         return str(self.ctx().client.get_account_balance()["AvailableBalance"])
 
 
-@pytest.fixture
-def study(dash_app: Any, tmp_path: Path, clock: Any) -> Iterator[Study]:
-    """``dash_app`` (each database) whose local marketplace is a fresh offline MTurk."""
+@contextmanager
+def _wired(app: Any, store: Path, clock: Any) -> Iterator[Study]:
     from turnout.marketplace import make_client
     from turnout.marketplace.local import ThreadedMarketplace
     from turnout.services.recruitment import MarketContext
 
-    st = dash_app.extensions["turnout.dashboard"]
+    st = app.extensions["turnout.dashboard"]
     original = st.open_market
-    with ThreadedMarketplace(tmp_path / "mturk.db", clock=clock) as market:
+    with ThreadedMarketplace(store, clock=clock) as market:
         client = make_client("local", endpoint_url=market.endpoint_url, max_attempts=1)
 
         def open_market(mode: str, actor: str) -> Any:
@@ -202,6 +203,35 @@ def study(dash_app: Any, tmp_path: Path, clock: Any) -> Iterator[Study]:
 
         st.open_market = open_market
         try:
-            yield Study(dash_app, market)
+            yield Study(app, market)
         finally:
             st.open_market = original
+
+
+@pytest.fixture
+def study(dash_app: Any, tmp_path: Path, clock: Any) -> Iterator[Study]:
+    """``dash_app`` (each database) whose local marketplace is a fresh offline MTurk."""
+    with _wired(dash_app, tmp_path / "mturk.db", clock) as wired:
+        yield wired
+
+
+@pytest.fixture
+def sqlite_study(sqlite_dash_app: Any, tmp_path: Path, clock: Any) -> Iterator[Study]:
+    """The same on SQLite only, for tests of the pages rather than the database."""
+    with _wired(sqlite_dash_app, tmp_path / "mturk.db", clock) as wired:
+        yield wired
+
+
+@pytest.fixture
+def live_url(sqlite_study: Study) -> Iterator[str]:
+    """The SQLite study's app served over real HTTP (for Chromium), in a thread."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, sqlite_study.app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)

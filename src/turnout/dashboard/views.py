@@ -16,9 +16,10 @@ from turnout.dashboard.auth import (
 )
 from turnout.dashboard.market import balance, state
 from turnout.services import accounts
+from turnout.services.participant_table import status_name
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates",
-               static_folder="static", static_url_path="/static")
+               static_folder="static/dashboard", static_url_path="/static")
 bp.before_request(guard_request)
 
 MODES = ("local", "sandbox", "live")
@@ -31,7 +32,7 @@ def _layout() -> dict[str, Any]:
 
     return {"principal": principal, "mode": user_mode() if principal else None,
             "codeversion": state().settings.codeversion, "modes": MODES,
-            "nav_endpoints": set(current_app.view_functions)}
+            "nav_endpoints": set(current_app.view_functions), "status_label": status_name}
 
 
 @bp.app_template_filter("money")
@@ -65,7 +66,7 @@ def login() -> Any:
         return render_template("dashboard/login.html", next=target), 429
     if principal is None:
         flash("Incorrect username or password.", "danger")
-        return render_template("dashboard/login.html", next=target), 401
+        return render_template("dashboard/login.html", next=target)  # 200 with the form again, as psiTurk
     login_session(principal)
     return redirect(target)
 
@@ -139,7 +140,8 @@ def participants() -> Any:
     partial = request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request")
     template = "dashboard/_participants_table.html" if partial \
         else "dashboard/participants.html"
-    return render_template(template, **context), 400 if error else 200
+    headers = {"HX-Push-Url": link()} if partial else {}  # the tidy URL, without empty fields
+    return render_template(template, **context), 400 if error else 200, headers
 
 
 @bp.get("/participants/<path:uniqueid>")
@@ -153,3 +155,62 @@ def participant(uniqueid: str) -> Any:
     except NotFound as exc:
         return render_template("dashboard/error.html", message=exc.message, status=404), 404
     return render_template("dashboard/participant.html", p=p, columns=participant_table.COLUMNS)
+
+
+# --- workers (batch actions) and HITs ------------------------------------------------------
+
+BATCH_BUTTONS = (
+    ("assignments-approve_all", "/api/assignments/action/approve_all", "Approve all",
+     "Every Submitted assignment of this mode and codeversion.", False),
+    ("assignments-bonus_all", "/api/assignments/action/bonus_all", "Bonus all (auto)",
+     "Each approved participant's bonus column, once, with the reason below.", True),
+    ("hits-approve_all", "/api/hits/action/approve_all", "Approve all workers for all HITs",
+     "Every Submitted assignment on this study's HITs, local row or not.", False),
+    ("hits-expire_all", "/api/hits/action/expire_all", "Expire all HITs",
+     "Stop every active HIT of this study now.", False),
+    ("hits-delete_all", "/api/hits/action/delete_all", "Delete all HITs",
+     "Those MTurk lets go: Reviewable, with no work left to review.", False),
+)
+
+
+@bp.get("/workers")
+@require_role("viewer")
+def workers() -> Any:
+    from turnout.dashboard.market import market
+    from turnout.errors import TurnoutError
+    from turnout.services import batches, hits
+
+    rows: list[dict[str, Any]] = []
+    recent: list[dict[str, Any]] = []
+    error = None
+    try:
+        ctx = market()
+        recent = batches.recent(ctx, limit=10)
+        rows = hits.list_assignments(ctx)
+    except TurnoutError as exc:
+        error = exc.message
+    status = request.args.get("status") or ""
+    if status:
+        rows = [r for r in rows if r["status"] == status]
+    running = next((b for b in recent if b["state"] == "running"), None)
+    return render_template("dashboard/workers.html", rows=rows[:500], total=len(rows), error=error,
+                           recent=recent, running=running, buttons=BATCH_BUTTONS, status=status)
+
+
+@bp.get("/hits")
+@require_role("viewer")
+def hits_page() -> Any:
+    from turnout.dashboard.market import market
+    from turnout.errors import TurnoutError
+    from turnout.services import hits
+
+    show = request.args.get("show", "all")
+    if show not in ("all", "active", "reviewable"):
+        show = "all"
+    rows: list[dict[str, Any]] = []
+    error = None
+    try:
+        rows = hits.list_hits(market(), active=show == "active", reviewable=show == "reviewable")
+    except TurnoutError as exc:
+        error = exc.message
+    return render_template("dashboard/hits.html", rows=rows, show=show, error=error)
