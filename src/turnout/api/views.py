@@ -57,3 +57,24 @@ def overview() -> Any:
 
     codeversion = request.args.get("codeversion") or state().settings.codeversion
     return jsonify(summary(state().db, codeversion=codeversion, mode=user_mode()))
+
+
+@bp.get("/activity")
+@require_role("viewer")
+def activity() -> Any:
+    """The audit log, newest first: ``?action=&mode=&outcome=&actor=&target=&before_id=&limit=``."""
+    from turnout.services.activity import ActivityQuery, list_events
+
+    return jsonify(list_events(state().db, ActivityQuery.from_args(request.args)))
+
+
+@bp.get("/activity.csv")
+@require_role("viewer")
+def activity_csv() -> Any:
+    from flask import Response, stream_with_context
+
+    from turnout.services.activity import ActivityQuery, stream_csv
+
+    aq = ActivityQuery.from_args(request.args)
+    return Response(stream_with_context(stream_csv(state().db, aq)), mimetype="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="activity.csv"'})

@@ -214,3 +214,19 @@ def hits_page() -> Any:
     except TurnoutError as exc:
         error = exc.message
     return render_template("dashboard/hits.html", rows=rows, show=show, error=error)
+
+
+@bp.get("/activity")
+@require_role("viewer")
+def activity() -> Any:
+    from turnout.errors import InvalidInput
+    from turnout.services.activity import ActivityQuery, list_events
+
+    try:
+        aq = ActivityQuery.from_args(request.args)
+        error = None
+    except InvalidInput as exc:
+        aq, error = ActivityQuery(), exc.message
+    page = list_events(state().db, aq)
+    return render_template("dashboard/activity.html", aq=aq, page=page, error=error,
+                           csv_url=url_for("api.activity_csv", **aq.args())), 400 if error else 200
