@@ -33,4 +33,4 @@ def _http_error(exc: HTTPException) -> Any:
     return api_error(code, exc.description or exc.name, exc.code or 400)
 
 
-from turnout.api import actions, participants, single, views  # noqa: E402,F401  (registers the routes on bp)
+from turnout.api import actions, openapi, participants, single, views  # noqa: E402,F401  (registers the routes on bp)
