@@ -193,6 +193,13 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
         if settings.simulate_arrival_rate > 0:
             click.echo(f"  simulated workers arrive about {settings.simulate_arrival_rate:g} a minute "
                        "([Marketplace] simulate_arrival_rate)")
+    if settings.enable_dashboard:
+        click.echo(f"    the lab dashboard: http://{shown}:{port}/dashboard/")
+        if demo:
+            from turnout.services.accounts import is_password_hash
+
+            shown_pw = "(the hashed login_pw)" if is_password_hash(settings.login_pw) else settings.login_pw
+            click.echo(f"      demo login: {settings.login_username} / {shown_pw}")
     if demo:
         click.echo("  stop with Ctrl-C; the data stays in participants.db "
                    "(`turnout export`, `turnout worker list`)")

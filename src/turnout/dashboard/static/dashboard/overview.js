@@ -11,6 +11,11 @@
     holder.innerHTML = "";
     if (!rows.length) { return; }
     var xs = [], daily = [], total = [], sum = 0;
+    // Days without completions around the data, so one day alone does not stretch the axis.
+    var day = 86400 * 1000, first = Date.parse(rows[0].day + "T00:00:00Z");
+    var last = Date.parse(rows[rows.length - 1].day + "T00:00:00Z");
+    rows = [{day: new Date(first - day).toISOString().slice(0, 10), count: 0}].concat(rows,
+      [{day: new Date(last + day).toISOString().slice(0, 10), count: 0}]);
     rows.forEach(function (r) {
       xs.push(Date.parse(r.day + "T00:00:00Z") / 1000);
       daily.push(r.count); sum += r.count; total.push(sum);

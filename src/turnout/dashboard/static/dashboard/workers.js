@@ -63,7 +63,8 @@
         }).join("");
         document.getElementById("batch-report").innerHTML =
           '<p id="batch-summary"><strong>Done:</strong> <span data-count="done">' + b.done + '</span> · <strong>skipped:</strong> <span data-count="skipped">' +
-          b.skipped + '</span> · <strong>failed:</strong> <span data-count="failed">' + b.failed + "</span> of " + b.total + "</p>" +
+          b.skipped + '</span> · <strong>failed:</strong> <span data-count="failed">' + b.failed + "</span> of " + b.total +
+          ' · <a href="">reload to see the new statuses</a></p>' +
           (rows ? '<table class="table table-sm small" id="batch-items"><thead><tr><th>target</th><th>result</th><th>amount</th><th>why</th></tr></thead><tbody>' + rows + "</tbody></table>" : "");
       });
     }
