@@ -21,3 +21,16 @@ def test_funnel_and_conditions_match_the_rows(dash_app: Any, browser_for, seed) 
 def test_refresh_returns_the_body_only(sqlite_dash_app: Any, browser_for) -> None:
     partial = browser_for(sqlite_dash_app).get("/dashboard/", headers={"HX-Request": "true"}).data.decode()
     assert "<html" not in partial and 'id="funnel"' in partial
+
+
+def test_money_spent_and_committed_with_fees(study: Any, browser_for) -> None:
+    from turnout.services import payments
+
+    hit_id = study.hit(assignments=5, reward="1.00")
+    ids = study.submit(hit_id, 2, bonus=0.5)
+    payments.approve(study.ctx(), ids)
+    payments.bonus(study.ctx(), ids[:1], amount="auto", reason="thanks")
+    money = browser_for(study.app).get("/api/overview").get_json()["money"]
+    assert (money["rewards"], money["bonuses"], money["fees"], money["spent"]) == ("2.00", "0.50", "0.50", "3.00")
+    # three of five assignments still open at $1.00 + 20%
+    assert (money["committed"], money["committed_fees"], money["committed_total"]) == ("3.00", "0.60", "3.60")
