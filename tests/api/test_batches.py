@@ -113,3 +113,32 @@ def test_get_on_an_action_does_nothing(study: Any, browser_for) -> None:
     b = browser_for(study.app)
     assert b.get("/api/hits/action/expire_all").status_code in (404, 405)
     assert not any(h["is_expired"] for h in b.get("/api/hits/").get_json())
+
+
+def test_a_second_press_while_running_gets_the_same_batch(study: Any, browser_for, add_user,
+                                                          monkeypatch) -> None:
+    """Two people (or a double click) start "approve all" at once: one batch, not two."""
+    hit_id = study.hit()
+    study.submit(hit_id, 2)
+    add_user(study.app, "pi", "payer", "pw-pi")
+    first, second = browser_for(study.app), browser_for(study.app, "pi", "pw-pi")
+    monkeypatch.setattr(batches, "_spawn", lambda *a, **k: None)  # keep the first one running
+    one = first.post_json("/api/assignments/action/approve_all", {}).get_json()
+    two = second.post_json("/api/assignments/action/approve_all", {}).get_json()
+    assert two == {"batch_id": one["batch_id"], "already_running": True}
+    assert len(batches.recent(study.ctx())) == 1
+
+
+def test_an_orphan_resumes_in_its_own_mode_whoever_looks(study: Any, browser_for, monkeypatch,
+                                                         clock: Any) -> None:
+    hit_id = study.hit()
+    study.submit(hit_id, 1)
+    b = browser_for(study.app)
+    monkeypatch.setattr(batches, "_spawn", lambda *a, **k: None)
+    batch_id = b.post_json("/api/assignments/action/approve_all", {}).get_json()["batch_id"]
+    spawned: list[str] = []
+    monkeypatch.setattr(batches, "_spawn", lambda _id, _owner, mode, _opener: spawned.append(mode))
+    b.post_json("/api/services_manager", {"mode": "sandbox"})  # the viewer's own mode differs
+    clock.advance(batches.LEASE.total_seconds() + 1)
+    assert b.get(f"/api/batches/{batch_id}").get_json()["mode"] == "local"
+    assert spawned == ["local"]

@@ -140,3 +140,11 @@ def test_vendored_assets_are_served_from_the_package(sqlite_dash_app: Any) -> No
     assert len(assets) >= 4
     for asset in assets:
         assert client.get(asset).status_code == 200, asset
+
+
+def test_settings_form_without_csrf_changes_nothing(sqlite_dash_app: Any, browser_for) -> None:
+    b = browser_for(sqlite_dash_app)
+    assert b.post_form("/dashboard/settings", {"mode": "live"}, csrf=False).status_code == 400
+    assert b.get("/api/services_manager").get_json()["mode"] == "local"
+    assert b.post_form("/dashboard/settings", {"mode": "live"}).status_code == 303
+    assert b.get("/api/services_manager").get_json()["mode"] == "live"

@@ -63,14 +63,25 @@ def hits_action(action: str) -> Any:
 @bp.get("/batches/<batch_id>")
 @require_role("viewer")
 def batch(batch_id: str) -> Any:
-    ctx = market()
+    """A batch's progress; reading it needs no marketplace client (only a resume does), so
+    it answers in a mode without credentials too."""
+    ctx = _records_context()
     return jsonify(batches.get(ctx, batch_id, opener=_opener(ctx.actor)))
 
 
 @bp.get("/batches/")
 @require_role("viewer")
 def batch_list() -> Any:
-    return jsonify(batches.recent(market()))
+    return jsonify(batches.recent(_records_context()))
+
+
+def _records_context() -> MarketContext:
+    """A context for reading batch records only: no marketplace client is built."""
+    from turnout.dashboard.market import actor
+
+    st = state()
+    return MarketContext(db=st.db, settings=st.settings, clock=st.clock, mode=user_mode(), client=None,
+                         actor=actor())
 
 
 @bp.get("/hits/")

@@ -312,18 +312,22 @@ def run(ctx: MarketContext, batch_id: str, owner: str) -> None:
 
 
 def resume_if_orphaned(ctx: MarketContext, batch_id: str, opener: Callable[[str], MarketContext]) -> bool:
-    """Take over a running batch whose lease ran out (its process died); True if taken."""
+    """Take over a running batch whose lease ran out (its process died); True if taken.
+
+    It resumes in the batch's own mode, whatever the mode of whoever looked at it.
+    """
     owner = _owner()
     now = ctx.clock.now()
     with ctx.db.begin(immediate=True) as session:
+        mode = session.scalar(select(Batch.mode).where(Batch.id == batch_id))
         taken = session.execute(update(Batch).where(
             Batch.id == batch_id, Batch.state == "running",
             or_(Batch.lease_until.is_(None), Batch.lease_until < now))
             .values(lease_owner=owner, lease_until=now + LEASE)
             .execution_options(synchronize_session=False)).rowcount
     if taken:
-        log.info("resuming batch %s after its lease ran out", batch_id)
-        _spawn(batch_id, owner, ctx.mode, opener)
+        log.info("resuming batch %s (%s) after its lease ran out", batch_id, mode)
+        _spawn(batch_id, owner, str(mode), opener)
     return bool(taken)
 
 
