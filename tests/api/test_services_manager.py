@@ -50,15 +50,17 @@ def test_bad_mode_is_a_400(sqlite_dash_app: Any, browser_for) -> None:
                          headers={"X-CSRFToken": b.csrf}).status_code == 400
 
 
-def test_bearer_token_authenticates_without_csrf_and_revocation_ends_it(sqlite_dash_app: Any) -> None:
+def test_bearer_token_authenticates_without_csrf_and_revocation_ends_it(dash_app: Any) -> None:
     from turnout.services import accounts
 
+    sqlite_dash_app = dash_app  # every database
     st = sqlite_dash_app.extensions["turnout.dashboard"]
     _row, token = accounts.create_token(st.db, name="script", role="viewer", clock=st.clock)
     client = sqlite_dash_app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
     body = client.get("/api/services_manager?mode=sandbox", headers=headers).get_json()
     assert body["role"] == "viewer" and body["mode"] == "sandbox"
+    assert [t["name"] for t in accounts.list_tokens(st.db)] == ["script"]
     assert client.get("/api/services_manager", headers={"Authorization": "Bearer tnt_wrong"}).status_code == 401
     accounts.revoke_token(st.db, "script", clock=st.clock)
     assert client.get("/api/services_manager", headers=headers).status_code == 401

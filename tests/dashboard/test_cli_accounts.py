@@ -15,8 +15,10 @@ def run(project: Path, *args: str, input: str | None = None) -> Any:
     return CliRunner().invoke(main, ["-C", str(project), *args], input=input)
 
 
-def test_user_and_token_commands(project_dir: Path, database_url: str, monkeypatch) -> None:
-    monkeypatch.setenv("TURNOUT_DATABASE_URL", database_url)
+def test_user_and_token_commands(project_dir: Path, sqlite_url: str, monkeypatch) -> None:
+    """The commands on SQLite; the account and token services run on every database in
+    tests/api/test_services_manager.py and test_login.py."""
+    monkeypatch.setenv("TURNOUT_DATABASE_URL", sqlite_url)
     assert run(project_dir, "db", "upgrade").exit_code == 0
     added = run(project_dir, "user", "add", "ra", "--role", "viewer", "--password-stdin", input="pw\n")
     assert added.exit_code == 0, added.output
