@@ -44,3 +44,26 @@ def balance(mode: str) -> dict[str, Any]:
         answer = {"balance": None, "error": exc.message}
     st.balances[mode] = (now, answer)
     return dict(answer)
+
+
+def accepted_count(mode: str, codeversion: str) -> int | None:
+    """Assignments of this codeversion's HITs that workers accepted and did not return
+    (MTurk's max − available, summed), cached a minute like the balance; None when the
+    marketplace cannot be asked."""
+    st = state()
+    now = st.clock.now()
+    key = f"accepted:{mode}:{codeversion}"
+    cached = st.balances.get(key)
+    if cached is not None and now - cached[0] < BALANCE_TTL:
+        return cached[1]  # type: ignore[no-any-return]
+    try:
+        from turnout.services import hits, payments
+
+        ctx = market(mode)
+        mine = set(payments.scope_hit_ids(ctx, codeversion))
+        value: int | None = sum(h["max_assignments"] - h["number_assignments_available"]
+                                for h in hits.list_hits(ctx) if h["hitid"] in mine)
+    except TurnoutError:
+        value = None
+    st.balances[key] = (now, value)
+    return value

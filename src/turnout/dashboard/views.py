@@ -81,9 +81,18 @@ def logout() -> Any:
 @bp.get("/")
 @require_role("viewer")
 def index() -> Any:
+    from turnout.dashboard.market import accepted_count
     from turnout.services.study_summary import summary
 
-    data = summary(state().db, codeversion=state().settings.codeversion, mode=user_mode())
+    mode = user_mode()
+    data = summary(state().db, codeversion=state().settings.codeversion, mode=mode)
+    accepted = accepted_count(mode, state().settings.codeversion)
+    if accepted is not None:  # the funnel's first step comes from the marketplace (cached)
+        first = data["funnel"][0]
+        data["funnel"].insert(0, {"step": "accepted", "label": "HIT accepted", "count": accepted,
+                                  "dropped": 0})
+        first["dropped"] = max(accepted - first["count"], 0)
+        data["accepted"] = accepted
     partial = request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request")
     template = "dashboard/_overview_body.html" if partial else "dashboard/overview.html"
     return render_template(template, s=data)
