@@ -87,12 +87,10 @@ def index() -> Any:
     mode = user_mode()
     data = summary(state().db, codeversion=state().settings.codeversion, mode=mode)
     accepted = accepted_count(mode, state().settings.codeversion)
-    if accepted is not None:  # the funnel's first step comes from the marketplace (cached)
-        first = data["funnel"][0]
-        data["funnel"].insert(0, {"step": "accepted", "label": "HIT accepted", "count": accepted,
-                                  "dropped": 0})
-        first["dropped"] = max(accepted - first["count"], 0)
-        data["accepted"] = accepted
+    # MTurk's count is "accepted and not returned": a worker who loaded the task and then
+    # returned the HIT leaves it, so it can be below "loaded" and is shown beside the
+    # funnel, not as its first step.
+    data["accepted"] = accepted
     partial = request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request")
     template = "dashboard/_overview_body.html" if partial else "dashboard/overview.html"
     return render_template(template, s=data)
