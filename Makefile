@@ -22,6 +22,7 @@ demo: $(VENV)/.installed
 	@test -d $(DEMO_DIR) || $(VENV)/bin/turnout init --for-demo $(DEMO_DIR)
 	cd $(DEMO_DIR) && ../$(VENV)/bin/turnout db upgrade && \
 	  TURNOUT_SIMULATE_ARRIVAL_RATE=$${TURNOUT_SIMULATE_ARRIVAL_RATE:-4} \
+	  TURNOUT_ENABLE_DASHBOARD=true TURNOUT_LOGIN_USERNAME=demo TURNOUT_LOGIN_PW=demo \
 	  exec ../$(VENV)/bin/turnout serve --demo --port $(PORT)
 
 # Chromium for the browser tests comes from Debian's packages; install it when missing.

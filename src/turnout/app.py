@@ -24,7 +24,7 @@ log = logging.getLogger("turnout")
 
 # Participant routes psiturk.js calls with XHR: their errors are JSON, not pages.
 _JSON_PREFIXES = ("/sync/", "/inexp", "/quitter", "/worker_complete", "/worker_submitted",
-                  "/check_worker_status")
+                  "/check_worker_status", "/api/")
 
 
 def _wants_json() -> bool:
@@ -118,6 +118,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, db: Database |
             project.custom_init_app(app)
         except Exception as exc:  # stop start-up with the project's error, not a traceback
             raise custom_error(exc, project.root / "custom.py", "custom.py init_app(app) failed") from None
+    if settings.enable_dashboard:  # disabled: nothing of it is mounted, /dashboard is a 404
+        from turnout.dashboard import init_app as init_dashboard
+
+        init_dashboard(app)
     create_custom_tables(db)
     register_error_handlers(app)
     compat.install_psiturk_app_surface(app)

@@ -170,13 +170,20 @@ def init(directory: Path, for_demo: bool) -> None:
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     config = directory / "config.txt"
     text = config.read_text(encoding="utf-8") if config.is_file() else ""
+    from turnout.services.accounts import fill_new_project_login
+
+    text, login_password = fill_new_project_login(text)
     if "secret_key =" in text:
         text = text.replace("secret_key =", f"secret_key = {secrets.token_urlsafe(32)}", 1)
+    if text:
         config.write_text(text, encoding="utf-8")
     if for_demo:
         click.echo(f"Created {directory}, a copy of the Stroop study.")
     else:
         click.echo(f"Created {directory}. Next:\n  cd {directory}\n  turnout db upgrade\n  turnout serve")
+    if login_password and not for_demo:
+        click.echo(f"Dashboard login (set enable_dashboard = true to use it): admin / {login_password}\n"
+                   "  this password is shown only now; config.txt keeps only its hash")
 
 
 @main.group()
@@ -303,6 +310,13 @@ def serve_banner(settings: Settings, server: Any, *, demo: bool = False) -> str:
         if settings.simulate_arrival_rate > 0:
             lines.append(f"  simulated workers arrive about {settings.simulate_arrival_rate:g} a minute "
                          "([Marketplace] simulate_arrival_rate)")
+    if settings.enable_dashboard:
+        lines.append(f"    the lab dashboard: {base}/dashboard/")
+        if demo:
+            from turnout.services.accounts import is_password_hash
+
+            shown_pw = "(the hashed login_pw)" if is_password_hash(settings.login_pw) else settings.login_pw
+            lines.append(f"      demo login: {settings.login_username} / {shown_pw}")
     if demo:
         lines.append("  stop with Ctrl-C; the data stays in participants.db "
                      "(`turnout export`, `turnout worker list`)")
@@ -378,6 +392,7 @@ def export(ctx: click.Context, out_dir: Path, fmt: str, codeversion: str | None,
                    f"task data (not a JSON object, or nested too deeply): {shown}")
 
 
+import turnout.cli_accounts  # noqa: E402,F401  (turnout user/token/hash-password)
 import turnout.cli_local_marketplace  # noqa: E402,F401  (turnout marketplace env)
 import turnout.cli_marketplace  # noqa: E402,F401  (turnout hit/worker/ledger/balance/mode)
 import turnout.cli_reconcile  # noqa: E402,F401  (turnout reconcile)

@@ -277,7 +277,8 @@ def test_longest_allowed_table_name_upgrades_twice(make_settings, database_url: 
         upgrade(db)
         upgrade(db)
         assert is_current(db)
-        assert len({tuple(ix["column_names"]) for ix in sa.inspect(db.engine).get_indexes(name)}) == 5
+        # workerid, assignmentid, hitid, balance, recent, newest (0007)
+        assert len({tuple(ix["column_names"]) for ix in sa.inspect(db.engine).get_indexes(name)}) == 6
     finally:
         db.dispose()
 

@@ -71,6 +71,8 @@ def build_models(tables: TableNames) -> Models:
             Index(f"ix_{participants}_balance", "codeversion", "mode", "status", "cond", "counterbalance",
                   "beginhit"),
             Index(f"ix_{participants}_recent", "codeversion", "mode", "beginhit"),
+            # The dashboard's newest-first pages walk this (migration 0007).
+            Index(f"ix_{participants}_newest", "beginhit", "uniqueid"),
         )
 
         uniqueid: Mapped[str] = mapped_column(String(128), primary_key=True)

@@ -7,14 +7,14 @@ missing, when a runner starts; a migration pinning it would drift from the insta
 APScheduler, and a psiTurk database already has it in that very layout.
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

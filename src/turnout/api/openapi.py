@@ -1,0 +1,105 @@
+"""``GET /api/openapi.json``: the API described for scripts (OpenAPI 3.1).
+
+Written out by hand, next to the routes; a test checks that every ``/api`` route of the
+app is in it, so a new route cannot ship undocumented.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify
+
+from turnout.api import bp
+
+_ERROR = {"description": "an error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_JSON = {"application/json": {"schema": {"type": "object"}}}
+
+
+def _op(summary: str, role: str, *, params: list[str] = (), body: dict[str, Any] | None = None,
+        status: str = "200", errors: tuple[str, ...] = ("400", "401", "403"), csv: bool = False) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary, "description": f"Needs the {role} role (or higher).",
+        "parameters": [{"name": p, "in": "query", "schema": {"type": "string"}} for p in params],
+        "responses": {status: {"description": "success",
+                               "content": {"text/csv": {"schema": {"type": "string"}}} if csv else _JSON},
+                      **{e: _ERROR for e in errors}},
+    }
+    if body is not None:
+        op["requestBody"] = {"content": {"application/json": {"schema": body}}}
+    return op
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+BATCH_BODY = {"type": "object", "properties": {
+    "mode": {"type": "string", "enum": ["local", "sandbox", "live"]},
+    "codeversion": {"type": "string", "description": "default: the project's current codeversion"},
+    "preview": {"type": "boolean", "description": "true: answer {count, reward, fees, total, marketplace}, change nothing"},
+    "confirm_live": {"type": "boolean", "description": "required (true) to pay in live mode"},
+    "reason": {"type": "string", "description": "bonus_all only: shown to the worker"}}}
+TABLE_PARAMS = ["mode", "cond", "codeversion", "complete", "status", "q", "sort", "group_by", "page", "per_page"]
+
+
+def document() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        "/api/openapi.json": {"get": _op("This document", "none (public)", errors=())},
+        "/api/services_manager": {
+            "get": _op("The caller's mode, codeversion and account balance (cached a minute)", "viewer"),
+            "post": _op("Set the caller's own mode (kept in their session)", "viewer",
+                        body={"type": "object", "required": ["mode"],
+                              "properties": {"mode": {"type": "string", "enum": ["local", "sandbox", "live"]}}})},
+        "/api/overview": {"get": _op("Funnel, per-condition counts, completions per day, money", "viewer",
+                                     params=["codeversion"])},
+        "/api/participants": {"get": _op(
+            "The participant table: {total, page, per_page, rows, facets, groups}", "viewer", params=TABLE_PARAMS)},
+        "/api/participants.csv": {"get": _op("The same rows (every page) as CSV, streamed", "viewer",
+                                             params=TABLE_PARAMS[:8], csv=True)},
+        "/api/participants/{uniqueid}": {"get": {**_op("One participant with data, status history, ledger",
+                                                       "viewer", errors=("401", "403", "404")),
+                                                 "parameters": [_path_param("uniqueid")]}},
+        "/api/assignments/": {"get": _op("This study's assignments from the marketplace, joined with local rows",
+                                         "viewer", params=["status", "hit_id", "page", "per_page"])},
+        "/api/assignments/action/{action}": {"post": {**_op(
+            "approve_all or bonus_all (auto amounts): preview, or start a background batch", "payer",
+            body=BATCH_BODY, status="202"), "parameters": [_path_param("action")]}},
+        "/api/assignments/{assignment_id}/{operation}": {"post": {**_op(
+            "approve, reject (feedback), unreject or bonus (amount, reason) one assignment", "payer",
+            body={"type": "object"}), "parameters": [_path_param("assignment_id"), _path_param("operation")]}},
+        "/api/hits/": {"get": _op("This study's HITs", "viewer", params=["status"])},
+        "/api/hits/action/{action}": {"post": {**_op(
+            "expire_all, approve_all or delete_all: preview, or start a background batch", "payer",
+            body=BATCH_BODY, status="202"), "parameters": [_path_param("action")]}},
+        "/api/hits/{hit_id}/{operation}": {"post": {**_op(
+            "expire, extend (assignments, minutes), approve_all or delete one HIT", "payer", body={"type": "object"}),
+            "parameters": [_path_param("hit_id"), _path_param("operation")]}},
+        "/api/batches/": {"get": _op("Recent batches of the caller's mode", "viewer")},
+        "/api/batches/{batch_id}": {"get": {**_op(
+            'A batch: {"state": "running"|"done", "total", "done", "skipped", "failed", "items"}', "viewer",
+            errors=("401", "403", "404")), "parameters": [_path_param("batch_id")]}},
+        "/api/activity": {"get": _op("The audit log, newest first", "viewer",
+                                     params=["action", "mode", "outcome", "actor", "target", "before_id", "limit"])},
+        "/api/activity.csv": {"get": _op("The audit log as CSV, streamed", "viewer",
+                                         params=["action", "mode", "outcome", "actor", "target"], csv=True)},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "turnout dashboard API", "version": "1",
+                 "description": "Scripts send Authorization: Bearer <token> (turnout token create); pages use "
+                                "the session cookie plus the X-CSRFToken header. Money is a decimal string."},
+        "paths": paths,
+        "security": [{"bearer": []}, {"session": []}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                                "session": {"type": "apiKey", "in": "cookie", "name": "session"}},
+            "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {"error": {
+                "type": "object", "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}}}},
+    }
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    return jsonify(document())
