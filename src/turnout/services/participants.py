@@ -206,7 +206,7 @@ def start_experiment(ctx: ExperimentContext, *, hit_id: str, assignment_id: str,
             scope.append(P.assignmentid == assignment_id)
         rows = list(session.scalars(select(P).where(*scope)))
     if rows:
-        return _existing_for_exp(ctx, rows, assignment_id, offered)
+        return _existing_for_exp(ctx, rows, assignment_id, offered, info)
     lock = f"counterbalance:{ctx.db.tables.participants}:{ctx.settings.codeversion}:{mode}"
     custom = _custom_condition(ctx, mode)
     settled = None if custom else _settled_counts(ctx, mode)
@@ -230,7 +230,7 @@ def start_experiment(ctx: ExperimentContext, *, hit_id: str, assignment_id: str,
         # Another request inserted this participant between our look and our insert.
         with ctx.db.begin() as session:
             rows = list(session.scalars(select(P).where(P.workerid == worker_id)))
-        return _existing_for_exp(ctx, rows, assignment_id, offered)
+        return _existing_for_exp(ctx, rows, assignment_id, offered, info)
 
 
 class _AlreadyThere(Exception):
@@ -247,7 +247,7 @@ class FinishedDebugRun(Exception):
 
 
 def _existing_for_exp(ctx: ExperimentContext, rows: list[Any], assignment_id: str,
-                      offered: list[str | None]) -> Any:
+                      offered: list[str | None], info: RequestInfo) -> Any:
     """The existing row for /exp, handed out only to the browser that began it.
 
     psiTurk re-served an existing row (and turnout its token) to anyone who knew the
@@ -275,7 +275,7 @@ def _existing_for_exp(ctx: ExperimentContext, rows: list[Any], assignment_id: st
         return participant
     if debug:
         return _fresh_debug_token(ctx, participant)
-    if _double_load(ctx, participant):
+    if _double_load(ctx, participant, info):
         return participant
     raise ExperimentError("already_started_exp")
 
@@ -285,13 +285,20 @@ def _existing_for_exp(ctx: ExperimentContext, rows: list[Any], assignment_id: st
 # arrives, and the browser shows whichever page came last. Refusing it would strand that
 # participant on psiTurk's 1008 for good (the cancelled first page never stored its
 # cookie). A stranger would need the assignment id within these seconds of the accept, and
-# would find a participation with no data in it yet.
+# would find a participation with no data in it yet. Both loads of a double click come from
+# the same browser, so the second must also come from the address, browser and platform the
+# first one stored: a stranger elsewhere who learns the ids at the moment the row appears
+# (GET /check_worker_status tells when; the local worker site shows any worker's
+# assignments) gets 1008, not the token.
 DOUBLE_LOAD_WINDOW = timedelta(seconds=10)
 
 
-def _double_load(ctx: ExperimentContext, participant: Any) -> bool:
+def _double_load(ctx: ExperimentContext, participant: Any, info: RequestInfo) -> bool:
     began = participant.beginhit
     if participant.status != Status.ALLOCATED or began is None:
+        return False
+    if (participant.ipaddress, participant.browser, participant.platform) != (
+            info.ipaddress, info.browser, info.platform):
         return False
     if began.tzinfo is None:
         began = began.replace(tzinfo=UTC)
