@@ -213,6 +213,9 @@ REFUSED_BODIES = {
     "minus_infinity": b'{"questiondata": {"n": -Infinity}}',
     "deep_nesting": b'{"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
     "deep_objects": b'{"a":' * 5000 + b"1" + b"}" * 5000,
+    # Numbers too large for a double: Python read them as inf and GET /sync wrote Infinity back.
+    "overflowing_float": b'{"data": [{"trialdata": {"rt": 1e999}}]}',
+    "overflowing_negative_float": b'{"questiondata": {"x": -1e400}}',
 }
 
 
@@ -355,6 +358,7 @@ def test_proxyfix_in_custom_init_app_gives_the_real_address_and_a_secure_cookie(
 
 @pytest.mark.parametrize(("stored", "expected"), [
     ('{"q": NaN, "data": [Infinity]}', {"q": None, "data": [None]}),
+    ('{"q": 1e999, "data": [-1e400, 2.5]}', {"q": None, "data": [None, 2.5]}),
     ('{"d": ' + "[" * 5000 + "]" * 5000 + "}", None),  # unreadable: psiTurk's column summary instead
 ])
 def test_stored_data_the_browser_could_not_parse_is_served_readably(db_app, make_participant, stored: str,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import hmac
 import json
+import math
 import random
 import re
 import secrets
@@ -341,9 +342,19 @@ def _readable_stored(datastring: str | None) -> Any:
     writes them, and data too deeply nested to parse counts as unreadable, not a 500.
     """
     try:
-        return json.loads(datastring or "", parse_constant=lambda _name: None)
+        data = json.loads(datastring or "", parse_constant=lambda _name: None)
+        if _holds_overflowing_number(data):  # rare: only then pay for the per-number hook
+            data = json.loads(datastring or "", parse_constant=lambda _name: None, parse_float=_finite_or_none)
+        return data
     except (ValueError, RecursionError):
         return None
+
+
+def _finite_or_none(literal: str) -> float | None:
+    """A stored number too large for a double (``1e999``) is read back as null, like NaN:
+    written out it would be ``Infinity``, which the browser's JSON.parse refuses."""
+    value = float(literal)
+    return value if math.isfinite(value) else None
 
 
 def _undefer_datastring(P: Any) -> Any:
@@ -360,6 +371,24 @@ def count_trials(data: dict[str, Any]) -> int:
 def _refuse_constant(name: str) -> Any:
     raise InvalidInput(f"the request body holds {name}, which is not JSON (the browser's JSON.parse "
                        "cannot read it back); nothing was saved")
+
+
+def _holds_overflowing_number(data: Any) -> bool:
+    """Whether parsed JSON holds a number too large for a double (``1e999``, ``-1e400``),
+    which Python reads as infinity and would write back as ``Infinity``: the browser's
+    JSON.parse refuses that. A walk over the parsed data (no recursion: it may be deep)
+    costs about a third of the parse; a parse_float hook on every parse would double it."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is float and not math.isfinite(item):
+            return True
+    return False
 
 
 # A lone surrogate can only arrive as a \\uD800-\\uDFFF escape (raw ones are not valid UTF-8).
@@ -383,7 +412,8 @@ def parse_sync_body(body: bytes) -> tuple[str, dict[str, Any]]:
     """Decode a /sync PUT body; returns the text to store and the parsed object.
 
     Refused (400), so that what is stored can always be read back by the browser and
-    exported: invalid JSON, NaN/Infinity, lone surrogates, and nesting too deep to parse.
+    exported: invalid JSON, NaN/Infinity, numbers too large for a double (``1e999``, which
+    would be written back as Infinity), lone surrogates, and nesting too deep to parse.
     """
     try:
         text = body.decode("utf-8")
@@ -394,6 +424,9 @@ def parse_sync_body(body: bytes) -> tuple[str, dict[str, Any]]:
         raise InvalidInput("the request body is nested too deeply to be read; nothing was saved") from None
     if not isinstance(data, dict):
         raise InvalidInput("the request body must be a JSON object (psiturk.js's task data); nothing was saved")
+    if _holds_overflowing_number(data):
+        raise InvalidInput("the request body holds a number too large for the browser (it reads it as "
+                           "Infinity, which cannot be saved back or exported); nothing was saved")
     _refuse_lone_surrogates(text, data)
     return text, data
 
