@@ -57,3 +57,12 @@ def test_compute_bonus_still_counts_correct_test_trials(template_app, make_parti
     assert response.json == {"bonusComputed": "success", "bonus": 0.06}
     assert read_row(template_app, p.uniqueid).bonus == pytest.approx(0.06)
 
+
+
+def test_a_nul_in_the_query_of_a_custom_route_is_a_400(template_app, caplog: pytest.LogCaptureFixture) -> None:
+    # turnout's NUL guard covered only its own routes; PostgreSQL refuses a NUL in a query
+    # parameter, so custom.py's routes (psiTurk projects' too) ended in a 500 there.
+    with caplog.at_level(logging.ERROR):
+        response = template_app.test_client().get("/compute_bonus?uniqueId=W1%00:A1")
+    assert response.status_code == 400
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
