@@ -84,6 +84,36 @@ def test_a_double_load_within_seconds_of_the_first_is_served_the_same_participat
     assert second.token == first.token == read_row(db_app, first.uniqueid).token
 
 
+def test_a_load_within_the_double_load_window_from_another_address_gets_1008(
+        db_app, make_participant, read_row, clock) -> None:
+    # The double-load exception is for the same browser's second request. A stranger who
+    # learns the ids at the moment the row appears (GET /check_worker_status tells when,
+    # and the local worker site lists any worker's assignments) must not get the token.
+    first = make_participant(db_app)
+    first.open_exp()
+    clock.advance(1)
+    before = snapshot(db_app, read_row, first.uniqueid)
+    stranger = make_participant(db_app)  # same ids, no cookie, another machine
+    stranger.client.environ_base["REMOTE_ADDR"] = "203.0.113.9"
+    response = stranger.open_exp()
+    assert b"<b>Error</b>: 1008" in response.data
+    assert stranger.token is None and first.token.encode() not in response.data
+    assert snapshot(db_app, read_row, first.uniqueid) == before
+
+
+def test_a_load_within_the_double_load_window_from_another_browser_program_gets_1008(
+        db_app, make_participant, read_row, clock) -> None:
+    first = make_participant(db_app)
+    first.client.environ_base["HTTP_USER_AGENT"] = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
+    first.open_exp()
+    stranger = make_participant(db_app)
+    stranger.client.environ_base["HTTP_USER_AGENT"] = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+                                                       "(KHTML, like Gecko) Chrome/120.0 Safari/537.36")
+    response = stranger.open_exp()
+    assert b"<b>Error</b>: 1008" in response.data
+    assert stranger.token is None
+
+
 def test_returning_participant_with_its_cookie_gets_the_same_page_and_token(db_app, make_participant,
                                                                            read_row) -> None:
     p = make_participant(db_app)
@@ -183,6 +213,9 @@ REFUSED_BODIES = {
     "minus_infinity": b'{"questiondata": {"n": -Infinity}}',
     "deep_nesting": b'{"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
     "deep_objects": b'{"a":' * 5000 + b"1" + b"}" * 5000,
+    # Numbers too large for a double: Python read them as inf and GET /sync wrote Infinity back.
+    "overflowing_float": b'{"data": [{"trialdata": {"rt": 1e999}}]}',
+    "overflowing_negative_float": b'{"questiondata": {"x": -1e400}}',
 }
 
 
@@ -325,6 +358,7 @@ def test_proxyfix_in_custom_init_app_gives_the_real_address_and_a_secure_cookie(
 
 @pytest.mark.parametrize(("stored", "expected"), [
     ('{"q": NaN, "data": [Infinity]}', {"q": None, "data": [None]}),
+    ('{"q": 1e999, "data": [-1e400, 2.5]}', {"q": None, "data": [None, 2.5]}),
     ('{"d": ' + "[" * 5000 + "]" * 5000 + "}", None),  # unreadable: psiTurk's column summary instead
 ])
 def test_stored_data_the_browser_could_not_parse_is_served_readably(db_app, make_participant, stored: str,

@@ -151,6 +151,32 @@ def test_a_rebinding_host_name_is_refused(market: ThreadedMarketplace) -> None:
     assert market.state.workers.all() == []
 
 
+@pytest.mark.parametrize("forwarded", [
+    {"X-Forwarded-For": "198.51.100.4"},
+    {"X-Forwarded-Host": "study.example.org"},
+    {"Forwarded": "for=198.51.100.4;host=study.example.org"},
+    {"X-Real-IP": "198.51.100.4"},
+], ids=["x-forwarded-for", "x-forwarded-host", "forwarded", "x-real-ip"])
+def test_a_request_forwarded_by_a_reverse_proxy_is_not_a_loopback_client(
+        tmp_path: Any, forwarded: dict[str, str]) -> None:
+    # Apache's ProxyPass (ProxyPreserveHost Off) and a bare nginx proxy_pass send the
+    # upstream's own Host (127.0.0.1:port) from REMOTE_ADDR 127.0.0.1: only the forwarding
+    # headers tell that the client is somewhere on the internet.
+    app = create_app(tmp_path / "proxied.db", clock=ManualClock(START))
+    client = Client(app)
+    local = {"REMOTE_ADDR": "127.0.0.1"}
+    for method in ("GET", "POST"):
+        reply = client.open("/_control/workers", method=method, json={}, environ_base=local,
+                            headers={"Host": "127.0.0.1:22362", **forwarded})
+        assert reply.status_code == 403 and reply.get_json()["error"]["code"] == "Proxied"
+    assert app.state.workers.all() == []
+    allowed = client.post("/_control/workers", json={}, environ_base=local,
+                          headers={"Host": "127.0.0.1:22362", "X-Turnout-Control-Secret": app.state.control_secret,
+                                   **forwarded})
+    assert allowed.status_code == 200 and len(app.state.workers.all()) == 1
+    assert client.get("/_control/state", environ_base=local, headers={"Host": "127.0.0.1:22362"}).status_code == 200
+
+
 def test_other_machines_need_the_control_secret(tmp_path: Any) -> None:
     app = create_app(tmp_path / "remote.db", clock=ManualClock(START))
     remote = Client(app)

@@ -46,12 +46,14 @@ _MTURK_SUBMIT = re.compile(r"https://(?:www|workersandbox)\.mturk\.com/mturk/ext
 LOCAL_SUBMIT_PATH = "/_mturk/mturk/externalSubmit"
 
 
-@bp.before_request
+@bp.before_app_request
 def refuse_nul_characters() -> None:
     """A NUL in the path or the query string is refused (400) before any view runs.
 
     No participant ID, mode or page name holds one; a file path cannot, and PostgreSQL
-    refuses such text in a query, so it used to end in a 500 deep inside a view.
+    refuses such text in a query, so it used to end in a 500 deep inside a view. Every
+    route of the app is covered, the project's custom.py routes included (they look up
+    participants by query parameters too).
     """
     if "\x00" in request.path or any("\x00" in key or "\x00" in value
                                        for key, value in request.args.items(multi=True)):

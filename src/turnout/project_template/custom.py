@@ -24,14 +24,22 @@ BONUSED = 7                # psiTurk's status for "bonus already paid"
 
 
 def count_correct_test_trials(datastring):
-    """How many TEST trials in a participant's saved data were answered correctly."""
+    """How many TEST trials in a participant's saved data were answered correctly.
+
+    The participant's browser wrote that data, so anything else than psiturk.js's usual
+    shape (records that are not objects, "data" that is not a list) counts as no correct
+    trials instead of ending the request in an error.
+    """
     try:
         data = json.loads(datastring or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):
+        return 0
+    records = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(records, list):
         return 0
     correct = 0
-    for record in data.get("data", []):
-        trial = record.get("trialdata")
+    for record in records:
+        trial = record.get("trialdata") if isinstance(record, dict) else None
         if isinstance(trial, dict) and trial.get("phase") == "TEST" and trial.get("hit") is True:
             correct += 1
     return correct

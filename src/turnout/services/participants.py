@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import hmac
 import json
+import math
 import random
 import re
 import secrets
@@ -207,7 +208,7 @@ def start_experiment(ctx: ExperimentContext, *, hit_id: str, assignment_id: str,
             scope.append(P.assignmentid == assignment_id)
         rows = list(session.scalars(select(P).where(*scope)))
     if rows:
-        return _existing_for_exp(ctx, rows, assignment_id, offered)
+        return _existing_for_exp(ctx, rows, assignment_id, offered, info)
     lock = f"counterbalance:{ctx.db.tables.participants}:{ctx.settings.codeversion}:{mode}"
     custom = _custom_condition(ctx, mode)
     settled = None if custom else _settled_counts(ctx, mode)
@@ -231,7 +232,7 @@ def start_experiment(ctx: ExperimentContext, *, hit_id: str, assignment_id: str,
         # Another request inserted this participant between our look and our insert.
         with ctx.db.begin() as session:
             rows = list(session.scalars(select(P).where(P.workerid == worker_id)))
-        return _existing_for_exp(ctx, rows, assignment_id, offered)
+        return _existing_for_exp(ctx, rows, assignment_id, offered, info)
 
 
 class _AlreadyThere(Exception):
@@ -248,7 +249,7 @@ class FinishedDebugRun(Exception):
 
 
 def _existing_for_exp(ctx: ExperimentContext, rows: list[Any], assignment_id: str,
-                      offered: list[str | None]) -> Any:
+                      offered: list[str | None], info: RequestInfo) -> Any:
     """The existing row for /exp, handed out only to the browser that began it.
 
     psiTurk re-served an existing row (and turnout its token) to anyone who knew the
@@ -276,7 +277,7 @@ def _existing_for_exp(ctx: ExperimentContext, rows: list[Any], assignment_id: st
         return participant
     if debug:
         return _fresh_debug_token(ctx, participant)
-    if _double_load(ctx, participant):
+    if _double_load(ctx, participant, info):
         return participant
     raise ExperimentError("already_started_exp")
 
@@ -286,13 +287,20 @@ def _existing_for_exp(ctx: ExperimentContext, rows: list[Any], assignment_id: st
 # arrives, and the browser shows whichever page came last. Refusing it would strand that
 # participant on psiTurk's 1008 for good (the cancelled first page never stored its
 # cookie). A stranger would need the assignment id within these seconds of the accept, and
-# would find a participation with no data in it yet.
+# would find a participation with no data in it yet. Both loads of a double click come from
+# the same browser, so the second must also come from the address, browser and platform the
+# first one stored: a stranger elsewhere who learns the ids at the moment the row appears
+# (GET /check_worker_status tells when; the local worker site shows any worker's
+# assignments) gets 1008, not the token.
 DOUBLE_LOAD_WINDOW = timedelta(seconds=10)
 
 
-def _double_load(ctx: ExperimentContext, participant: Any) -> bool:
+def _double_load(ctx: ExperimentContext, participant: Any, info: RequestInfo) -> bool:
     began = participant.beginhit
     if participant.status != Status.ALLOCATED or began is None:
+        return False
+    if (participant.ipaddress, participant.browser, participant.platform) != (
+            info.ipaddress, info.browser, info.platform):
         return False
     if began.tzinfo is None:
         began = began.replace(tzinfo=UTC)
@@ -335,9 +343,19 @@ def _readable_stored(datastring: str | None) -> Any:
     writes them, and data too deeply nested to parse counts as unreadable, not a 500.
     """
     try:
-        return json.loads(datastring or "", parse_constant=lambda _name: None)
+        data = json.loads(datastring or "", parse_constant=lambda _name: None)
+        if _holds_overflowing_number(data):  # rare: only then pay for the per-number hook
+            data = json.loads(datastring or "", parse_constant=lambda _name: None, parse_float=_finite_or_none)
+        return data
     except (ValueError, RecursionError):
         return None
+
+
+def _finite_or_none(literal: str) -> float | None:
+    """A stored number too large for a double (``1e999``) is read back as null, like NaN:
+    written out it would be ``Infinity``, which the browser's JSON.parse refuses."""
+    value = float(literal)
+    return value if math.isfinite(value) else None
 
 
 def _undefer_datastring(P: Any) -> Any:
@@ -354,6 +372,24 @@ def count_trials(data: dict[str, Any]) -> int:
 def _refuse_constant(name: str) -> Any:
     raise InvalidInput(f"the request body holds {name}, which is not JSON (the browser's JSON.parse "
                        "cannot read it back); nothing was saved")
+
+
+def _holds_overflowing_number(data: Any) -> bool:
+    """Whether parsed JSON holds a number too large for a double (``1e999``, ``-1e400``),
+    which Python reads as infinity and would write back as ``Infinity``: the browser's
+    JSON.parse refuses that. A walk over the parsed data (no recursion: it may be deep)
+    costs about a third of the parse; a parse_float hook on every parse would double it."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is float and not math.isfinite(item):
+            return True
+    return False
 
 
 # A lone surrogate can only arrive as a \\uD800-\\uDFFF escape (raw ones are not valid UTF-8).
@@ -377,7 +413,8 @@ def parse_sync_body(body: bytes) -> tuple[str, dict[str, Any]]:
     """Decode a /sync PUT body; returns the text to store and the parsed object.
 
     Refused (400), so that what is stored can always be read back by the browser and
-    exported: invalid JSON, NaN/Infinity, lone surrogates, and nesting too deep to parse.
+    exported: invalid JSON, NaN/Infinity, numbers too large for a double (``1e999``, which
+    would be written back as Infinity), lone surrogates, and nesting too deep to parse.
     """
     try:
         text = body.decode("utf-8")
@@ -388,6 +425,9 @@ def parse_sync_body(body: bytes) -> tuple[str, dict[str, Any]]:
         raise InvalidInput("the request body is nested too deeply to be read; nothing was saved") from None
     if not isinstance(data, dict):
         raise InvalidInput("the request body must be a JSON object (psiturk.js's task data); nothing was saved")
+    if _holds_overflowing_number(data):
+        raise InvalidInput("the request body holds a number too large for the browser (it reads it as "
+                           "Infinity, which cannot be saved back or exported); nothing was saved")
     _refuse_lone_surrogates(text, data)
     return text, data
 

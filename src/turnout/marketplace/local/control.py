@@ -46,6 +46,11 @@ MAX_COUNT = 10_000  # workers created or faults armed by one call
 MAX_BALANCE = Decimal("1000000000")  # far above any rehearsal; keeps amounts to plain cents
 MAX_SECONDS = 100 * 365 * 86400  # one clock advance: a century is plenty
 LOOPBACK_NAMES = {"localhost", "localhost."}
+# Set by reverse proxies (Apache by default, Caddy, nginx when told), never by a local
+# curl or script. A proxy that rewrites Host to the upstream (Apache's ProxyPreserveHost Off,
+# nginx's default proxy_set_header Host $proxy_host) makes an internet client look like
+# loopback by address and by Host; these headers are what still tells.
+FORWARDING_HEADERS = ("X-Forwarded-For", "X-Forwarded-Host", "Forwarded", "X-Real-IP")
 _MONEY = re.compile(r"[0-9]{1,12}(\.[0-9]{0,2})?")  # MTurk's money pattern, bounded
 
 _REFUSAL_STATUS = {
@@ -134,6 +139,11 @@ class ControlAPI:
                 raise ControlError(403, "BadControlSecret", f"{CONTROL_SECRET_HEADER} is not this marketplace's "
                                                             "control secret (turnout marketplace env --control)")
         else:
+            proxied = next((name for name in FORWARDING_HEADERS if name in request.headers), None)
+            if proxied is not None:
+                raise ControlError(403, "Proxied", f"the control API answers only clients on this machine; this "
+                                   f"request came through a reverse proxy ({proxied} header), so it needs "
+                                   f"{CONTROL_SECRET_HEADER}")
             if not _is_loopback_address(request.remote_addr):
                 raise ControlError(403, "NotLoopback", "the control API answers only clients on this machine "
                                    f"(loopback), or requests carrying {CONTROL_SECRET_HEADER}")
