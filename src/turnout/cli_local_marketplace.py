@@ -35,7 +35,7 @@ def marketplace_group() -> None:
 def marketplace_env(ctx: click.Context, host: str | None, port: int | None, control: bool) -> None:
     """Print the export lines a boto3 script needs to call the project's offline marketplace.
 
-    Use: eval "$(turnout marketplace env)"; then boto3.client("mturk", region_name="us-east-1",
+    Use: eval "$(turnout marketplace env)"; then boto3.client("mturk",
     endpoint_url=os.environ["TURNOUT_MTURK_ENDPOINT"]) signs with the project's local key pair.
     """
     from turnout.marketplace.project import local_endpoint, open_store
@@ -49,7 +49,9 @@ def marketplace_env(ctx: click.Context, host: str | None, port: int | None, cont
         key_id, secret = state.credentials
         lines = [f"export AWS_ACCESS_KEY_ID={shlex.quote(key_id)}",
                  f"export AWS_SECRET_ACCESS_KEY={shlex.quote(secret)}",
-                 f"export TURNOUT_MTURK_ENDPOINT={shlex.quote(local_endpoint(settings, host, port))}"]
+                 f"export TURNOUT_MTURK_ENDPOINT={shlex.quote(local_endpoint(settings, host, port))}",
+                 # boto3 refuses to build a client without a region (NoRegionError); MTurk's is us-east-1.
+                 "export AWS_DEFAULT_REGION=us-east-1"]
         if control:
             lines.append(f"export TURNOUT_MTURK_CONTROL_SECRET={shlex.quote(state.control_secret)}")
     finally:

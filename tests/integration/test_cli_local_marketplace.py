@@ -25,12 +25,13 @@ def set_store(project: Path, value: str) -> None:
     config.write_text(config.read_text() + f"\n[Marketplace]\nlocal_store = {value}\n")
 
 
-def test_env_prints_exactly_the_three_export_lines(project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_prints_exactly_the_export_lines_a_script_needs(project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = run(project_dir, "marketplace", "env")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert [line.split("=", 1)[0] for line in lines] == [
-        "export AWS_ACCESS_KEY_ID", "export AWS_SECRET_ACCESS_KEY", "export TURNOUT_MTURK_ENDPOINT"]
+        "export AWS_ACCESS_KEY_ID", "export AWS_SECRET_ACCESS_KEY", "export TURNOUT_MTURK_ENDPOINT",
+        "export AWS_DEFAULT_REGION"]
     values = {line.split("=", 1)[0].removeprefix("export "): line.split("=", 1)[1] for line in lines}
     store = load_settings(project_dir).marketplace_store
     assert (values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"]) == MarketplaceState(store).credentials
@@ -38,12 +39,14 @@ def test_env_prints_exactly_the_three_export_lines(project_dir: Path, monkeypatc
     assert (store.parent / ".gitignore").read_text().splitlines()[-1] == "*"  # the keys are never committed
     assert run(project_dir, "marketplace", "env").stdout == result.stdout  # one key pair per project
 
-    # A researcher's own boto3 script, with only those variables, is let in.
+    # A researcher's own boto3 script, with only those variables (no region of its own), is let in.
     with ThreadedMarketplace(store) as market:
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
             monkeypatch.setenv(name, values[name])
         monkeypatch.delenv("AWS_PROFILE", raising=False)
-        client = boto3.client("mturk", region_name="us-east-1", endpoint_url=market.endpoint_url)
+        monkeypatch.delenv("AWS_REGION", raising=False)
+        monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+        client = boto3.client("mturk", endpoint_url=market.endpoint_url)
         assert client.get_account_balance()["AvailableBalance"] == "10000.00"
 
 
@@ -53,7 +56,7 @@ def test_env_control_adds_the_control_secret(project_dir: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[2] == "export TURNOUT_MTURK_ENDPOINT=http://lab.example:8000/_mturk/"
     secret = MarketplaceState(load_settings(project_dir).marketplace_store).control_secret
-    assert lines[3] == f"export TURNOUT_MTURK_CONTROL_SECRET={secret}"
+    assert lines[4] == f"export TURNOUT_MTURK_CONTROL_SECRET={secret}"
 
 
 @pytest.mark.parametrize("kind", ["directory", "garbage", "unreachable"])
