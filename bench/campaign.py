@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         rounds: list[dict[str, Any]] = []
         round_seconds = 0.0
         with ThreadedMarketplace(Path(tmp) / "bench-mturk.db", clock=clock) as market:
-            client = make_client("local", endpoint_url=market.endpoint_url, max_attempts=1)
+            client = make_client("local", endpoint_url=market.endpoint_url, store=market.store_path, max_attempts=1)
             ctx = MarketContext(db=db, settings=settings, clock=clock, mode="local", client=client, actor="bench")
             side = market.state.workers
             created = campaigns.create(db, settings, clock, goal=args.goal, per_round=args.per_round,

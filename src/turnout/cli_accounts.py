@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from turnout.cli import CliError, _database, _settings, main
+from turnout.cli import CliError, _database, _settings, main, no_project
 from turnout.services.accounts import ROLES
 
 
@@ -49,6 +49,7 @@ def _accounts_db(click_ctx: click.Context) -> Iterator[tuple[Any, Any]]:
         database.dispose()
 
 
+@no_project  # a password hash needs no project folder
 @main.command("hash-password")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def hash_password_cmd(password_stdin: bool) -> None:

@@ -193,7 +193,7 @@ def _wired(app: Any, store: Path, clock: Any) -> Iterator[Study]:
     st = app.extensions["turnout.dashboard"]
     original = st.open_market
     with ThreadedMarketplace(store, clock=clock) as market:
-        client = make_client("local", endpoint_url=market.endpoint_url, max_attempts=1)
+        client = make_client("local", endpoint_url=market.endpoint_url, store=store, max_attempts=1)
 
         def open_market(mode: str, actor: str) -> Any:
             if mode != "local":

@@ -42,7 +42,8 @@ class Sched:
         return self.market.state
 
     def client(self) -> Any:
-        client = make_client("local", endpoint_url=self.market.endpoint_url, max_attempts=1)
+        client = make_client("local", endpoint_url=self.market.endpoint_url, store=self.market.store_path,
+                             max_attempts=1)
         if self.client_hook is not None:
             self.client_hook(client)
         return client

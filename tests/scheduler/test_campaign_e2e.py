@@ -25,7 +25,8 @@ pytestmark = pytest.mark.slow
 
 def test_goal_25_with_simulated_workers_completes_exactly_25_and_ends_by_itself(tmp_path: Path):
     with running_study(make_project(tmp_path / "study")) as study:
-        client = make_client("local", endpoint_url=f"{study.url}/_mturk/", max_attempts=1)
+        client = make_client("local", endpoint_url=f"{study.url}/_mturk/", store=study.settings.marketplace_store,
+                             max_attempts=1)
 
         @contextmanager
         def market(mode: str) -> Any:

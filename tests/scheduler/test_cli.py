@@ -75,7 +75,7 @@ def test_campaign_goal_and_cancel(project: Path):
 @pytest.mark.parametrize(("flag", "value", "message"), [
     ("--goal", "0", "the goal must be at least 1"),
     ("--interval", "x", "minutes between rounds must be a whole number"),
-    ("--reward", "abc", "the HIT reward must be a dollar amount"),
+    ("--reward", "abc", "the HIT reward must be a plain dollar amount"),
     ("--budget", "1.00", "does not cover one HIT of 9 assignment(s)"),
 ])
 def test_campaign_create_refuses_bad_settings_in_one_line(project: Path, flag: str, value: str, message: str):

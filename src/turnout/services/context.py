@@ -68,7 +68,9 @@ def client_for(settings: Settings, mode: str, clock: Clock) -> Any:
         if client is not None:
             return client
         if mode == "local":
-            client = make_client("local", endpoint_url=_local_endpoint(settings, clock), max_attempts=3)
+            # Signed with the store's key pair: the offline marketplace refuses unsigned calls.
+            client = make_client("local", endpoint_url=_local_endpoint(settings, clock),
+                                 store=settings.marketplace_store, max_attempts=3)
         else:
             if not has_credentials(settings):
                 raise Unavailable(f"no AWS credentials for MTurk {mode}: set aws_access_key_id and "
