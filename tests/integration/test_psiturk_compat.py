@@ -7,11 +7,13 @@ introduced them names the public repositories where each pattern was seen.
 
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -239,8 +241,8 @@ SAVE_JS = """(trials) => new Promise((resolve) => {
 })"""
 
 
-@pytest.fixture
-def served(make_app, sqlite_url, project_dir, project_file) -> Iterator[Any]:
+@contextmanager
+def _serve(make_app, sqlite_url, project_dir, project_file) -> Iterator[Any]:
     """The test project served over real HTTP, with psiTurk's usual libraries in static/lib."""
     from werkzeug.serving import make_server
 
@@ -259,6 +261,12 @@ def served(make_app, sqlite_url, project_dir, project_file) -> Iterator[Any]:
         thread.join(10)
 
 
+@pytest.fixture
+def served(make_app, sqlite_url, project_dir, project_file) -> Iterator[Any]:
+    with _serve(make_app, sqlite_url, project_dir, project_file) as running:
+        yield running
+
+
 @pytest.mark.browser
 def test_a_page_reloaded_before_the_task_may_start_its_data_afresh(served, page, read_row, clock) -> None:
     # A public psiTurk task.js does `psiTurk.taskdata.set('data', [])` on load "in case the
@@ -275,3 +283,40 @@ def test_a_page_reloaded_before_the_task_may_start_its_data_afresh(served, page,
     assert page.evaluate(SAVE_JS, {"n": 1, "reset": True}) == "saved"
     stored = json.loads(read_row(app, "WRL1:ARL1").datastring)
     assert len(stored["data"]) == 1
+
+
+PART_TWO_PAGE = """<!doctype html><html><head><title>part two</title>
+<script src="/static/lib/jquery.min.js"></script>
+<script src="/static/lib/underscore-min.js"></script>
+<script src="/static/lib/backbone-min.js"></script>
+<script>var uniqueId = "{{ uniqueId }}"; var adServerLoc = "/complete"; var mode = "sandbox";</script>
+<script src="/static/js/psiturk.js"></script>
+</head><body><p id="ready">part two</p></body></html>
+"""
+
+
+@pytest.mark.browser
+def test_a_second_task_page_from_a_project_route_saves_when_the_browser_clock_is_slow(
+        make_app, sqlite_url, project_dir, project_file, page, read_row, clock) -> None:
+    # deargle/psiturk-vue's exp.html sends the participant on to a page of the project's own
+    # route (/task/psiturk?uniqueId=...), and multi-part tasks continue on such pages. That
+    # page has no turnout-page-load meta tag (only /exp writes it), so psiturk.js stamped its
+    # saves with the browser's clock while the /exp page's saves carried the server's: with a
+    # browser clock two minutes slow, every save of the second page sorted before the first
+    # page's and was refused with 409, and its data was lost.
+    project_file("custom.py", _custom(
+        "from flask import render_template\n"
+        "@custom_code.route('/part_two')\n"
+        "def part_two():\n"
+        "    return render_template('part_two.html', uniqueId=request.args['uniqueId'])\n"
+    ))
+    project_file("templates/part_two.html", PART_TWO_PAGE)
+    with _serve(make_app, sqlite_url, project_dir, project_file) as (app, base):
+        page.clock.install(time=clock.now() - datetime.timedelta(minutes=2))  # the browser is slow
+        page.goto(f"{base}/exp?hitId=HP2&assignmentId=AP2&workerId=WP2&mode=sandbox")
+        assert page.evaluate(SAVE_JS, {"n": 3, "reset": False}) == "saved"
+        clock.advance(5)
+        page.goto(f"{base}/part_two?uniqueId=WP2:AP2")
+        assert page.evaluate(SAVE_JS, {"n": 2, "reset": False}) == "saved"
+        stored = json.loads(read_row(app, "WP2:AP2").datastring)
+        assert len(stored["data"]) == 5

@@ -279,9 +279,18 @@ def start_exp() -> Any:
 # --- data ------------------------------------------------------------------------------
 
 
+#: The server's clock (ms) on every record load: psiturk.js uses it as the page-load time of
+#: a page that has no ``turnout-page-load`` meta tag (a page of the project's own route, not
+#: /exp), so all of a participant's save stamps come from one clock.
+SERVER_TIME_HEADER = "X-Turnout-Server-Time"
+
+
 @bp.get("/sync/<path:uniqueid>")
 def load(uniqueid: str) -> Any:
-    return jsonify(svc.load_data(ctx(), uniqueid, offered_tokens(uniqueid)))
+    c = ctx()
+    response = jsonify(svc.load_data(c, uniqueid, offered_tokens(uniqueid)))
+    response.headers[SERVER_TIME_HEADER] = str(int(c.clock.now().timestamp() * 1000))
+    return response
 
 
 def request_body() -> bytes:

@@ -29,6 +29,7 @@
   var TOKEN_HEADER = "X-Turnout-Token";
   var TOKEN_PARAM = "turnout_token";
   var SAVE_ORDER_HEADER = "X-Turnout-Save";
+  var SERVER_TIME_HEADER = "X-Turnout-Server-Time";   // the server's clock on GET /sync
   var PATCH_MARK = "__turnoutTokenPatch";
 
   var SAVE_TIMEOUT_MS = 30000;       // a save that hangs this long counts as a network failure
@@ -250,7 +251,14 @@
   // Orders this page's saves for the server: "<page load>.<sequence>", where the page
   // load is the load time in ms (13 digits) plus 8 random hex digits, and the sequence
   // grows with every PUT this page sends (a retry too: it carries the newest data).
-  var pageLoadId = (function () {
+  // Made on the first save, not at construction: a page without the /exp page's meta tag
+  // takes the server's clock from the constructor's record load (see serverLoadTime).
+  var pageLoadId = null;
+  var serverLoadTime = null;   // X-Turnout-Server-Time of this page's GET /sync, if any
+  function currentPageLoadId() {
+    if (pageLoadId !== null) {
+      return pageLoadId;
+    }
     var hex = "";
     var bytes = new Uint8Array(4);
     if (global.crypto && global.crypto.getRandomValues) {
@@ -263,20 +271,26 @@
     for (var j = 0; j < bytes.length; j += 1) {
       hex += (bytes[j] < 16 ? "0" : "") + bytes[j].toString(16);
     }
-    // The server's time of this page load (the /exp page's meta tag) when there is one:
-    // the server refuses stamps from the future, and a browser's clock may be wrong.
+    // The server's time of this page load: the /exp page's meta tag, else the server's
+    // clock when this page loaded the record (a page of the project's own route), else the
+    // browser's clock. The server refuses stamps from the future, and orders a
+    // participant's pages by these times, so they must all come from the server's clock
+    // whenever they can: a browser whose clock is slow would otherwise stamp a later page
+    // before the /exp page, and its saves would be refused.
     var meta = global.document && global.document.querySelector &&
       global.document.querySelector('meta[name="turnout-page-load"]');
-    var loaded = meta && /^[0-9]{1,13}$/.test(meta.getAttribute("content") || "") ?
-      meta.getAttribute("content") : String(new Date().getTime());
-    return ("0000000000000" + loaded).slice(-13) + "-" + hex;
-  }());
+    var fromMeta = meta && meta.getAttribute("content");
+    var loaded = /^[0-9]{1,13}$/.test(fromMeta || "") ? fromMeta :
+      /^[0-9]{1,13}$/.test(serverLoadTime || "") ? serverLoadTime : String(new Date().getTime());
+    pageLoadId = ("0000000000000" + loaded).slice(-13) + "-" + hex;
+    return pageLoadId;
+  }
   var saveSequence = 0;
 
   // The headers of one PUT /sync: the caller's, plus the next save-order stamp.
   function saveHeaders(headers) {
     saveSequence += 1;
-    headers[SAVE_ORDER_HEADER] = pageLoadId + "." + saveSequence;
+    headers[SAVE_ORDER_HEADER] = currentPageLoadId() + "." + saveSequence;
     return headers;
   }
 
@@ -748,6 +762,9 @@
     // before a reload) is merged into the model.
     taskdata.fetch({
       async: false,
+      complete: function (xhr) {
+        serverLoadTime = xhr && xhr.getResponseHeader ? xhr.getResponseHeader(SERVER_TIME_HEADER) : null;
+      },
       error: function (model, xhr) {
         if (global.console && global.console.warn) {
           global.console.warn("psiturk.js: could not load /sync for " + uniqueId +
