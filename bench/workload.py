@@ -103,7 +103,7 @@ class ManagedServer:
     log: Path
 
     @classmethod
-    def start(cls, project: Path, database_url: str, workers: int, *, extra_env: dict[str, str] | None = None,
+    def start(cls, project: Path, database_url: str, workers: int | None, *, extra_env: dict[str, str] | None = None,
               timeout_s: float = 120) -> ManagedServer:
         port = free_port()
         log = Path(tempfile.mkdtemp(prefix="turnout-bench-")) / "server.log"
@@ -112,7 +112,7 @@ class ManagedServer:
         with log.open("wb") as out:
             process = subprocess.Popen(
                 [turnout_bin(), "-C", str(project), "serve", "--host", "127.0.0.1", "--port", str(port),
-                 "--workers", str(workers)], stdout=out, stderr=subprocess.STDOUT, env=env)
+                 *(["--workers", str(workers)] if workers else [])], stdout=out, stderr=subprocess.STDOUT, env=env)
         server = cls(process=process, url=f"http://127.0.0.1:{port}", log=log)
         deadline = time.monotonic() + timeout_s
         while True:
