@@ -70,7 +70,7 @@ class SqliteGroupWriter:
             except BaseException as exc:
                 error = exc
                 try:
-                    session.rollback()  # back to this turn's savepoint
+                    session.rollback()  # back to this turn's savepoint (a failed flush did so already)
                 except Exception as broken:
                     self._abandon(broken)
             finally:
