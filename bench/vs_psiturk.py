@@ -240,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1, help="pairs of runs (each on fresh databases)")
     parser.add_argument("--turnout-first", action="store_true", help="serve turnout first in each pair")
     parser.add_argument("--only", choices=("psiturk", "turnout"), help="run one side only")
+    parser.add_argument("--baseline-venv", type=Path,
+                        help="also serve with the turnout installed in this virtual environment (e.g. an "
+                             "earlier version), as a third side 'baseline' in each run")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     if not (1 <= args.participants <= 100_000 and 1 <= args.concurrency <= 500 and 1 <= args.trials <= 1000
@@ -253,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     sides = ["turnout", "psiturk"] if args.turnout_first else ["psiturk", "turnout"]
     if args.only:
         sides = [args.only]
+    if args.baseline_venv:
+        if not (args.baseline_venv / "bin" / "turnout").exists():
+            raise SystemExit(f"no turnout in {args.baseline_venv}")
+        sides.insert(sides.index("turnout") if "turnout" in sides else len(sides), "baseline")
     pairs = []
     for run in range(args.runs):
         work = Path(tempfile.mkdtemp(prefix="turnout-vs-psiturk-"))
@@ -268,16 +275,29 @@ def main(argv: list[str] | None = None) -> int:
                 database_url = f"sqlite:///{project / 'participants.db'}"
                 plan = Plan(run_id=f"v{run}{side[0]}", seed=run + 1, participants=args.participants,
                             trials=args.trials, trial_bytes=args.trial_bytes, mode="sandbox",
-                            require_token=side == "turnout")
+                            require_token=side != "psiturk")
                 if side == "psiturk":
                     def start(project: Path = project, port: int = port) -> Any:
                         return PsiturkServer(args.psiturk_venv, project, port)
                 else:
-                    def start(project: Path = project, database_url: str = database_url) -> Any:
-                        return ManagedServer.start(project, database_url, None)
+                    binary = args.baseline_venv / "bin" / "turnout" if side == "baseline" else None
+
+                    def start(project: Path = project, database_url: str = database_url,
+                              binary: Path | None = binary) -> Any:
+                        return ManagedServer.start(project, database_url, None, binary=binary)
                 pair[side] = one_side(side, start, database_url, plan, args.concurrency)
                 show(pair[side])
-            if len(pair) == 2:
+            if "baseline" in pair and "turnout" in pair:
+                b, t = pair["baseline"], pair["turnout"]
+                print(f"  ratio turnout/baseline: participants/s {t['completed_per_s'] / b['completed_per_s']:.2f}, "
+                      f"save p99 {t['routes']['sync_put']['p99_ms'] / b['routes']['sync_put']['p99_ms']:.2f}, "
+                      f"server CPU per request "
+                      f"{t['server_cpu_ms_per_request'] / b['server_cpu_ms_per_request']:.2f}", flush=True)
+            if "baseline" in pair and "psiturk" in pair:
+                b, p = pair["baseline"], pair["psiturk"]
+                print(f"  ratio baseline/psiTurk: participants/s {b['completed_per_s'] / p['completed_per_s']:.2f}",
+                      flush=True)
+            if "turnout" in pair and "psiturk" in pair:
                 t, p = pair["turnout"], pair["psiturk"]
                 print(f"  ratio turnout/psiTurk: participants/s {t['completed_per_s'] / p['completed_per_s']:.2f}, "
                       f"save p99 {t['routes']['sync_put']['p99_ms'] / p['routes']['sync_put']['p99_ms']:.2f}, "
@@ -288,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             pairs.append(pair)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    if len(pairs) > 1 and all(len(p) == 2 for p in pairs):
+    if len(pairs) > 1 and all("turnout" in p and "psiturk" in p for p in pairs):
         ratios = [p["turnout"]["completed_per_s"] / p["psiturk"]["completed_per_s"] for p in pairs]
         print(f"median over {len(pairs)} pairs: ratio of participants/s {statistics.median(ratios):.2f} "
               f"(each: {', '.join(f'{x:.2f}' for x in ratios)}); turnout save p99 "

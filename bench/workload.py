@@ -104,14 +104,14 @@ class ManagedServer:
 
     @classmethod
     def start(cls, project: Path, database_url: str, workers: int | None, *, extra_env: dict[str, str] | None = None,
-              timeout_s: float = 120) -> ManagedServer:
+              timeout_s: float = 120, binary: Path | None = None) -> ManagedServer:
         port = free_port()
         log = Path(tempfile.mkdtemp(prefix="turnout-bench-")) / "server.log"
         env = dict(os.environ, TURNOUT_DATABASE_URL=database_url, TURNOUT_LAUNCH_IN_MODE="sandbox",
                    PYTHONUNBUFFERED="1", **(extra_env or {}))
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [turnout_bin(), "-C", str(project), "serve", "--host", "127.0.0.1", "--port", str(port),
+                [str(binary or turnout_bin()), "-C", str(project), "serve", "--host", "127.0.0.1", "--port", str(port),
                  *(["--workers", str(workers)] if workers else [])], stdout=out, stderr=subprocess.STDOUT, env=env)
         server = cls(process=process, url=f"http://127.0.0.1:{port}", log=log)
         deadline = time.monotonic() + timeout_s
