@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import http.client
 import json
+import os
 import random
 import re
 import statistics
@@ -36,7 +37,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from workload import BASE_MS, ManagedServer, load_project_settings, task_body, task_trials
+from workload import (
+    BASE_MS,
+    ManagedServer,
+    cpu_seconds,
+    load_project_settings,
+    process_tree,
+    task_body,
+    task_trials,
+)
 
 TOKEN = re.compile(rb'name="turnout-participant-token" content="([^"]+)"')
 ROUTES = ("exp", "sync_get", "sync_put", "inexp", "complete")
@@ -163,7 +172,6 @@ def run_participant(client: Client, plan: Plan, i: int, acked: dict[str, tuple[i
 
 def kill_workers(master: int) -> None:
     """SIGKILL every child of the gunicorn master (its workers), as a crash would."""
-    import os
     import signal
 
     for entry in os.listdir("/proc"):
@@ -323,6 +331,9 @@ def print_run(result: dict[str, Any], check: dict[str, Any] | None) -> None:
     print(f"\nrun {result['run_id']}: {result['completed']}/{result['participants']} participants completed "
           f"in {result['wall_s']:.1f} s = {result['completed_per_s']:.2f} participants/s "
           f"({result['requests_per_s']:.0f} requests/s; client used {result['client_cpu_s']:.1f} s CPU)")
+    if "server_cpu_ms_per_request" in result:
+        print(f"  server CPU (user + system, all its processes): {result['server_cpu_ms_per_request']:.2f} ms "
+              f"per request; load average {os.getloadavg()[0]:.1f}")
     print(f"  errors: {result['errors']} (failed participants {result['failed_participants']}; "
           f"keep-alive reconnects {result['reconnects']})")
     for sample in result["error_samples"]:
@@ -399,7 +410,11 @@ def main(argv: list[str] | None = None) -> int:
             if server and args.kill_workers_after:
                 killer = threading.Timer(args.kill_workers_after, kill_workers, (server.process.pid,))
                 killer.start()
+            cpu0 = cpu_seconds(process_tree(server.process.pid)) if server else 0.0
             result = run_load(url, plan, args.concurrency)
+            if server:  # CPU time of the whole server (master and workers), per request
+                cpu = cpu_seconds(process_tree(server.process.pid)) - cpu0
+                result["server_cpu_ms_per_request"] = 1000 * cpu / max(1, result["requests"])
             if killer:
                 killer.cancel()
             acked, completed = result.pop("acked"), result.pop("completed_uids")

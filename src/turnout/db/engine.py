@@ -132,6 +132,19 @@ class SqliteGroupWriter:
         self._wait_for_commit(generation)  # committed >= generation now: report its outcome
 
 
+def _plain_savepoints(engine: Engine) -> None:
+    """Send SAVEPOINT, RELEASE and ROLLBACK TO as plain SQL on this engine.
+
+    SQLAlchemy compiles a new statement object for each of them every time; every write
+    turn of the SQLite group writer takes a savepoint, and those compilations were a
+    sixth of a save's CPU time. The names are SQLAlchemy's own (``sa_savepoint_N``).
+    """
+    dialect: Any = engine.dialect
+    dialect.do_savepoint = lambda conn, name: conn.exec_driver_sql(f"SAVEPOINT {name}")
+    dialect.do_release_savepoint = lambda conn, name: conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+    dialect.do_rollback_to_savepoint = lambda conn, name: conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
@@ -154,6 +167,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             immediate = conn.get_execution_options().get(IMMEDIATE)
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
+        _plain_savepoints(engine)
         return engine
     options: dict[str, Any] = {"pool_pre_ping": True, "pool_recycle": 3600, "pool_size": 10,
                                "max_overflow": 20}
