@@ -358,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     target.add_argument("--project", type=Path, help="start `turnout serve` for this project folder")
     parser.add_argument("--database-url", help="the server's database (required with --url to verify)")
     parser.add_argument("--table", default=None, help="participant table (default: from the project, else assignments)")
-    parser.add_argument("--workers", type=int, default=4, help="worker processes when starting the server")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="worker processes when starting the server (default: the project's `threads`)")
     parser.add_argument("-n", "--participants", type=int, default=1000)
     parser.add_argument("-c", "--concurrency", type=int, default=50)
     parser.add_argument("-k", "--trials", type=int, default=50, help="/sync PUTs per participant (1..K trials)")
@@ -400,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"turnout bench: {args.participants} participants x {args.trials} trials "
               f"({args.trial_bytes} B each) at concurrency {args.concurrency}, against {url}"
-              + (f" ({args.workers} worker processes, log {server.log})" if server else ""))
+              + (f" ({f'{args.workers} worker processes' if args.workers else 'processes per config threads'}"
+                 f", log {server.log})" if server else ""))
         if verify_db:
             print(f"  existing participant rows before the run: {count_rows(verify_db, table)}")
         for run_id in run_ids:
