@@ -340,7 +340,10 @@ def _save_statements(P: Any) -> _SaveStatements:
         mine = c.uniqueid == bindparam("uid")
         cached = _save_statement_cache[P] = _SaveStatements(
             read=select(c.token, c.trial_count).where(mine),
-            write_keyed=update(t).where(mine, or_(c.save_key.is_(None), c.save_key <= bindparam("new_key")))
+            # ``limit``: a stored stamp beyond the latest acceptable one (from the future) does
+            # not block newer saves; NULL (no limit) leaves that branch false.
+            write_keyed=update(t).where(mine, or_(c.save_key.is_(None), c.save_key <= bindparam("new_key"),
+                                                  c.save_key > bindparam("limit")))
             .values({c.datastring: bindparam("new_text"), c.trial_count: bindparam("new_trials"),
                      c.save_key: bindparam("new_key")}),
             write_counted=update(t).where(mine, or_(c.trial_count.is_(None), c.trial_count <= bindparam("new_trials")))
@@ -386,7 +389,8 @@ def save_data(ctx: ExperimentContext, uniqueid: str, body: bytes, offered: Itera
             )
         _check_statement_fits(session, ctx.db, text)
         result = conn.execute(statements.write_keyed if key is not None else statements.write_counted,
-                              {"uid": uniqueid, "new_text": text, "new_trials": trials, "new_key": key})
+                              {"uid": uniqueid, "new_text": text, "new_trials": trials, "new_key": key,
+                               "limit": None})
         if result.rowcount != 1:
             stored = session.scalar(select(P.trial_count).where(P.uniqueid == uniqueid))
             if key is not None:
