@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import http.client
 import json
+import os
 import random
 import re
 import statistics
@@ -36,7 +37,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from workload import BASE_MS, ManagedServer, load_project_settings, task_body, task_trials
+from workload import (
+    BASE_MS,
+    ManagedServer,
+    cpu_seconds,
+    load_project_settings,
+    process_tree,
+    task_body,
+    task_trials,
+)
 
 TOKEN = re.compile(rb'name="turnout-participant-token" content="([^"]+)"')
 ROUTES = ("exp", "sync_get", "sync_put", "inexp", "complete")
@@ -120,14 +129,16 @@ class Plan:
     trials: int
     trial_bytes: int
     mode: str
+    # psiTurk's own server issues no participant token; turnout's always does.
+    require_token: bool = True
 
     def ids(self, i: int) -> tuple[str, str, str]:
         return f"{self.run_id}W{i:06d}", f"{self.run_id}A{i:06d}", f"{self.run_id}H"
 
 
-def run_participant(client: Client, plan: Plan, i: int, acked: dict[str, tuple[int, str]]) -> None:
-    """One participant from /exp to /complete. ``acked[uid]`` holds the trial count and sha256
-    of the last body the server acknowledged, which is what the database must then hold."""
+def run_participant(client: Client, plan: Plan, i: int, acked: dict[str, tuple[int, bytes]]) -> None:
+    """One participant from /exp to /complete. ``acked[uid]`` holds the trial count and the
+    last body the server acknowledged, which is what the database must then hold."""
     worker, assignment, hit = plan.ids(i)
     uid = f"{worker}:{assignment}"
     # A new participant is a new browser: a new connection, which may land on any worker
@@ -137,10 +148,10 @@ def run_participant(client: Client, plan: Plan, i: int, acked: dict[str, tuple[i
     query = urlencode({"hitId": hit, "assignmentId": assignment, "workerId": worker, "mode": plan.mode})
     page = client.expect("exp", "GET", f"/exp?{query}")
     match = TOKEN.search(page)
-    if not match:
+    if not match and plan.require_token:
         client._error("exp", f"no participant token in the page: {page[:200]!r}")
         raise StepFailed("exp")
-    auth = {"X-Turnout-Token": match.group(1).decode()}
+    auth = {"X-Turnout-Token": match.group(1).decode()} if match else {}
     fields = json.loads(client.expect("sync_get", "GET", f"/sync/{quote(uid, safe='')}", headers=auth))
     fields["id"] = uid
     trials = task_trials(plan.seed, uid, plan.trials, plan.trial_bytes)
@@ -151,12 +162,28 @@ def run_participant(client: Client, plan: Plan, i: int, acked: dict[str, tuple[i
         body = task_body(fields, trials, count, mode=plan.mode, questions=questions)
         put_headers = dict(auth, **{"Content-Type": "application/json", "X-Turnout-Save": f"{page_load}.{count}"})
         client.expect("sync_put", "PUT", f"/sync/{uid}", body=body, headers=put_headers)
-        acked[uid] = (count, hashlib.sha256(body).hexdigest())
+        acked[uid] = (count, body)
         if count == 1:
             form = dict(auth, **{"Content-Type": "application/x-www-form-urlencoded"})
             client.expect("inexp", "POST", "/inexp", body=urlencode({"uniqueId": uid}).encode(), headers=form)
     client.expect("complete", "GET", f"/complete?{urlencode({'uniqueId': uid, 'mode': plan.mode})}",
                   headers=auth)
+
+
+def kill_workers(master: int) -> None:
+    """SIGKILL every child of the gunicorn master (its workers), as a crash would."""
+    import signal
+
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == master:
+            os.kill(int(entry), signal.SIGKILL)
+            print(f"  killed worker {entry} with SIGKILL", flush=True)
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -173,7 +200,7 @@ def run_load(url: str, plan: Plan, concurrency: int) -> dict[str, Any]:
         raise SystemExit("loopback only: --url must be http://127.0.0.1:PORT or http://localhost:PORT")
     next_index = iter(range(plan.participants))
     take = threading.Lock()
-    acked: dict[str, tuple[int, str]] = {}  # each key is written by one thread only
+    acked: dict[str, tuple[int, bytes]] = {}  # each key is written by one thread only
     completed: list[int] = []
     failed: list[int] = []
 
@@ -224,7 +251,7 @@ def run_load(url: str, plan: Plan, concurrency: int) -> dict[str, Any]:
             "completed_uids": {":".join(plan.ids(i)[:2]) for i in completed}}
 
 
-def verify(database_url: str, table: str, plan: Plan, acked: dict[str, tuple[int, str]],
+def verify(database_url: str, table: str, plan: Plan, acked: dict[str, tuple[int, bytes]],
            completed: set[str]) -> dict[str, Any]:
     """Read every participant of this run straight from the database and compare it with the
     last save the server acknowledged: a trial acknowledged but not stored is lost."""
@@ -244,7 +271,8 @@ def verify(database_url: str, table: str, plan: Plan, acked: dict[str, tuple[int
         db.dispose()
     by_uid = {r.uniqueid: r for r in rows}
     lost = mismatched = missing = wrong_status = stored_trials = 0
-    for uid, (count, digest) in acked.items():
+    for uid, (count, body) in acked.items():
+        digest = hashlib.sha256(body).hexdigest()
         row = by_uid.get(uid)
         if row is None:
             missing += 1
@@ -303,6 +331,9 @@ def print_run(result: dict[str, Any], check: dict[str, Any] | None) -> None:
     print(f"\nrun {result['run_id']}: {result['completed']}/{result['participants']} participants completed "
           f"in {result['wall_s']:.1f} s = {result['completed_per_s']:.2f} participants/s "
           f"({result['requests_per_s']:.0f} requests/s; client used {result['client_cpu_s']:.1f} s CPU)")
+    if "server_cpu_ms_per_request" in result:
+        print(f"  server CPU (user + system, all its processes): {result['server_cpu_ms_per_request']:.2f} ms "
+              f"per request; load average {os.getloadavg()[0]:.1f}")
     print(f"  errors: {result['errors']} (failed participants {result['failed_participants']}; "
           f"keep-alive reconnects {result['reconnects']})")
     for sample in result["error_samples"]:
@@ -327,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     target.add_argument("--project", type=Path, help="start `turnout serve` for this project folder")
     parser.add_argument("--database-url", help="the server's database (required with --url to verify)")
     parser.add_argument("--table", default=None, help="participant table (default: from the project, else assignments)")
-    parser.add_argument("--workers", type=int, default=4, help="worker processes when starting the server")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="worker processes when starting the server (default: the project's `threads`)")
     parser.add_argument("-n", "--participants", type=int, default=1000)
     parser.add_argument("-c", "--concurrency", type=int, default=50)
     parser.add_argument("-k", "--trials", type=int, default=50, help="/sync PUTs per participant (1..K trials)")
@@ -338,6 +370,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1, help="repeat the load this many times on one server")
     parser.add_argument("--no-verify", action="store_true", help="skip reading the database afterwards")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--kill-workers-after", type=float, metavar="S",
+                        help="with --project: kill -9 the server's worker processes S seconds into each run "
+                             "(gunicorn starts new ones); requests in flight then fail, but no acknowledged "
+                             "save may be missing from the database")
     args = parser.parse_args(argv)
     if args.participants < 1 or args.concurrency < 1 or args.trials < 1 or args.runs < 1:
         parser.error("-n, -c, -k and --runs must be at least 1")
@@ -365,13 +401,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"turnout bench: {args.participants} participants x {args.trials} trials "
               f"({args.trial_bytes} B each) at concurrency {args.concurrency}, against {url}"
-              + (f" ({args.workers} worker processes, log {server.log})" if server else ""))
+              + (f" ({f'{args.workers} worker processes' if args.workers else 'processes per config threads'}"
+                 f", log {server.log})" if server else ""))
         if verify_db:
             print(f"  existing participant rows before the run: {count_rows(verify_db, table)}")
         for run_id in run_ids:
             plan = Plan(run_id=run_id, seed=args.seed, participants=args.participants, trials=args.trials,
                         trial_bytes=args.trial_bytes, mode=args.mode)
+            killer = None
+            if server and args.kill_workers_after:
+                killer = threading.Timer(args.kill_workers_after, kill_workers, (server.process.pid,))
+                killer.start()
+            cpu0 = cpu_seconds(process_tree(server.process.pid)) if server else 0.0
             result = run_load(url, plan, args.concurrency)
+            if server:  # CPU time of the whole server (master and workers), per request
+                cpu = cpu_seconds(process_tree(server.process.pid)) - cpu0
+                result["server_cpu_ms_per_request"] = 1000 * cpu / max(1, result["requests"])
+            if killer:
+                killer.cancel()
             acked, completed = result.pop("acked"), result.pop("completed_uids")
             check = verify(verify_db, table, plan, acked, completed) if verify_db else None
             result["verify"] = check
@@ -390,6 +437,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"  p99 {statistics.median(r['routes'][route]['p99_ms'] for r in results):7.1f} ms")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    if args.kill_workers_after:
+        # Failed requests are expected then, and a save committed just before the kill but never
+        # acknowledged leaves more trials stored than acknowledged ("mismatched"); fewer is lost data.
+        return 1 if any(r["verify"] and r["verify"]["lost_trials"] for r in results) else 0
     bad = any(r["errors"] or (r["verify"] and (r["verify"]["lost_trials"] or r["verify"]["mismatched"]))
               for r in results)
     return 1 if bad else 0

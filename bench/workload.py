@@ -103,16 +103,16 @@ class ManagedServer:
     log: Path
 
     @classmethod
-    def start(cls, project: Path, database_url: str, workers: int, *, extra_env: dict[str, str] | None = None,
-              timeout_s: float = 120) -> ManagedServer:
+    def start(cls, project: Path, database_url: str, workers: int | None, *, extra_env: dict[str, str] | None = None,
+              timeout_s: float = 120, binary: Path | None = None) -> ManagedServer:
         port = free_port()
         log = Path(tempfile.mkdtemp(prefix="turnout-bench-")) / "server.log"
         env = dict(os.environ, TURNOUT_DATABASE_URL=database_url, TURNOUT_LAUNCH_IN_MODE="sandbox",
                    PYTHONUNBUFFERED="1", **(extra_env or {}))
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [turnout_bin(), "-C", str(project), "serve", "--host", "127.0.0.1", "--port", str(port),
-                 "--workers", str(workers)], stdout=out, stderr=subprocess.STDOUT, env=env)
+                [str(binary or turnout_bin()), "-C", str(project), "serve", "--host", "127.0.0.1", "--port", str(port),
+                 *(["--workers", str(workers)] if workers else [])], stdout=out, stderr=subprocess.STDOUT, env=env)
         server = cls(process=process, url=f"http://127.0.0.1:{port}", log=log)
         deadline = time.monotonic() + timeout_s
         while True:
@@ -136,3 +136,48 @@ class ManagedServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=30)
+
+
+# --- a server's process tree: CPU time and memory, from /proc -------------------------
+
+
+def process_tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def pss_mib(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024

@@ -128,16 +128,57 @@ def _written_by(path: Any, pid: int) -> bool:
         return False
 
 
+# Threads per worker process. They no longer wait for slow clients (the worker reads each
+# request whole first), only for the database, so a few per process are enough.
+THREADS_PER_PROCESS = 4
+# On SQLite one process serves (see worker_plan); it has more threads, so that more saves
+# join each group commit while the previous one is being synced.
+SQLITE_THREADS = 8
+
+
+def worker_plan(settings: Settings, workers: int | None = None) -> tuple[int, int]:
+    """(worker processes, threads per process) for ``turnout serve``.
+
+    ``--workers`` or a number in ``threads`` is taken as given. ``threads = auto`` depends
+    on the database: PostgreSQL and MariaDB get 2 x cores + 1 processes (they take
+    concurrent writers); a SQLite file gets one process, because SQLite has one write lock
+    per file. Within a process, writers queue and share group commits (db/engine.py);
+    between processes they can only wait by polling the lock, which is where the long save
+    tail of the multi-process setup came from. The one process still uses more than one
+    core: SQLite, the JSON parser and the socket I/O release the GIL.
+    """
+    sqlite = settings.database_url.startswith("sqlite")
+    if workers:
+        return workers, SQLITE_THREADS if sqlite else THREADS_PER_PROCESS
+    auto = settings.raw.text("Server Parameters", "threads").strip().lower() == "auto"
+    if sqlite:
+        return (1 if auto else settings.threads), SQLITE_THREADS
+    return settings.threads, THREADS_PER_PROCESS
+
+
+def worker_class() -> str:
+    """turnout's buffering gthread worker (turnout/buffered_worker.py), where this gunicorn
+    has the hooks it builds on; plain gthread otherwise."""
+    from gunicorn.workers.gthread import ThreadWorker
+
+    if all(hasattr(ThreadWorker, name) for name in ("enqueue_req", "murder_pending", "handle")):
+        return "turnout.buffered_worker.BufferedThreadWorker"
+    logging.getLogger("turnout").warning("this gunicorn has no hooks for request buffering; "
+                                         "slow clients can hold worker threads")
+    return "gthread"
+
+
 def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int | None = None,
                  on_ready: Callable[[Any], None] | None = None) -> None:
-    """Run gunicorn in this process with ``workers`` processes (config ``threads``)."""
+    """Run gunicorn in this process (processes and threads from ``worker_plan``)."""
     from gunicorn.app.base import BaseApplication
 
+    processes, threads = worker_plan(settings, workers)
     options: dict[str, Any] = {
         "bind": f"{host}:{port}",
-        "workers": workers or settings.threads,
-        "worker_class": "gthread",
-        "threads": 4,
+        "workers": processes,
+        "worker_class": worker_class(),
+        "threads": threads,
         "timeout": settings.server_timeout,
         "graceful_timeout": 10,
         "loglevel": ["debug", "info", "warning", "error", "critical"][settings.loglevel],

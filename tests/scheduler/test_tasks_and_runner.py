@@ -120,6 +120,8 @@ def test_do_scheduler_with_several_workers_is_refused_with_what_to_do(make_setti
     assert "threads = 1" in text and "turnout scheduler" in text and "\n" not in text
     check_serve(settings, 1)  # --workers 1 is fine
     check_serve(make_settings(None, do_scheduler="false", threads="3"), None)
+    # threads = auto on SQLite serves with one process (server.worker_plan): allowed.
+    check_serve(make_settings(None, do_scheduler="true", threads="auto"), None)
 
 
 def _wait(predicate, what: str, timeout_s: float = 30.0) -> None:

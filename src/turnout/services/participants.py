@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -499,6 +499,42 @@ def _check_statement_fits(session: Session, db: Database, text: str) -> None:
                               limit_bytes=int(limit))
 
 
+@dataclass(frozen=True)
+class _SaveStatements:
+    """The statements of a /sync PUT, built once per participant table.
+
+    Built from the table (not the ORM class) with bound parameters, and run on the
+    session's connection: building the expressions and running them through the ORM was
+    a third of a save's CPU time. The stale-save guard is the WHERE clause, as before.
+    """
+
+    read: Any
+    write_keyed: Any
+    write_counted: Any
+
+
+_save_statement_cache: dict[Any, _SaveStatements] = {}
+
+
+def _save_statements(P: Any) -> _SaveStatements:
+    cached = _save_statement_cache.get(P)
+    if cached is None:
+        t, c = P.__table__, P.__mapper__.columns  # columns by attribute name
+        mine = c.uniqueid == bindparam("uid")
+        cached = _save_statement_cache[P] = _SaveStatements(
+            read=select(c.token, c.trial_count).where(mine),
+            # ``limit``: a stored stamp beyond the latest acceptable one (from the future) does
+            # not block newer saves; NULL (no limit) leaves that branch false.
+            write_keyed=update(t).where(mine, or_(c.save_key.is_(None), c.save_key <= bindparam("new_key"),
+                                                  c.save_key > bindparam("limit")))
+            .values({c.datastring: bindparam("new_text"), c.trial_count: bindparam("new_trials"),
+                     c.save_key: bindparam("new_key")}),
+            write_counted=update(t).where(mine, or_(c.trial_count.is_(None), c.trial_count <= bindparam("new_trials")))
+            .values({c.datastring: bindparam("new_text"), c.trial_count: bindparam("new_trials")}),
+        )
+    return cached
+
+
 def save_data(ctx: ExperimentContext, uniqueid: str, body: bytes, offered: Iterable[str | None],
               order: str | None = None) -> int:
     """Store the full task data of a /sync PUT; returns the number of trials now stored.
@@ -519,7 +555,9 @@ def save_data(ctx: ExperimentContext, uniqueid: str, body: bytes, offered: Itera
     # immediate: on SQLite a read that later writes must hold the write lock from BEGIN,
     # or a concurrent commit makes the upgrade fail with SQLITE_BUSY instead of waiting.
     with ctx.db.begin(immediate=True) as session:
-        row = session.execute(select(P.token, P.trial_count).where(P.uniqueid == uniqueid)).first()
+        statements = _save_statements(P)
+        conn = session.connection()
+        row = conn.execute(statements.read, {"uid": uniqueid}).first()
         if row is None:
             raise NotFound(f"no participant {uniqueid!r}")
         stored_token, stored_trials = row
@@ -534,18 +572,10 @@ def save_data(ctx: ExperimentContext, uniqueid: str, body: bytes, offered: Itera
                 .values(trial_count=_stored_trial_count(session, P, uniqueid))
                 .execution_options(synchronize_session=False)
             )
-        if key is not None:
-            newer = or_(P.save_key.is_(None), P.save_key <= key, P.save_key > limit)
-        else:
-            newer = or_(P.trial_count.is_(None), P.trial_count <= trials)
         _check_statement_fits(session, ctx.db, text)
-        values: dict[str, Any] = {"datastring": text, "trial_count": trials}
-        if key is not None:
-            values["save_key"] = key
-        result = session.execute(
-            update(P).where(P.uniqueid == uniqueid).where(newer).values(**values)
-            .execution_options(synchronize_session=False)
-        )
+        result = conn.execute(statements.write_keyed if key is not None else statements.write_counted,
+                              {"uid": uniqueid, "new_text": text, "new_trials": trials, "new_key": key,
+                               "limit": limit})
         if result.rowcount != 1:
             stored = session.scalar(select(P.trial_count).where(P.uniqueid == uniqueid))
             if key is not None:
