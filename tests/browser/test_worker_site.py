@@ -83,7 +83,7 @@ def test_a_person_takes_the_hit_on_the_worker_site_and_it_ends_submitted(page: A
     assert row.count() == 1
     text = row.inner_text()
     assert "Colour-word rehearsal" in text and "$1.25" in text
-    assert row.locator("td.num").inner_text() == "3"
+    assert row.locator("td.num").inner_text() == "3 of 3"  # open of max (a preview holds no slot)
 
     row.get_by_role("button", name="Preview").click()
     frame_locator = task_frame(page)
