@@ -297,6 +297,13 @@ def serve_banner(settings: Settings, server: Any, *, demo: bool = False) -> str:
         "  open:",
         f"    the experiment, as a debug participant: {debug_url(settings, shown, port)}",
     ]
+    if settings.enable_dashboard:
+        lines.append(f"    the lab dashboard: {base}/dashboard/")
+        if demo:
+            from turnout.services.accounts import is_password_hash
+
+            shown_pw = "(the hashed login_pw)" if is_password_hash(settings.login_pw) else settings.login_pw
+            lines.append(f"      demo login: {settings.login_username} / {shown_pw}")
     if settings.default_mode == "local":
         lines += [
             f"    the worker site (take the study as an MTurk worker would): {base}/_mturk/worker/",
@@ -310,13 +317,6 @@ def serve_banner(settings: Settings, server: Any, *, demo: bool = False) -> str:
         if settings.simulate_arrival_rate > 0:
             lines.append(f"  simulated workers arrive about {settings.simulate_arrival_rate:g} a minute "
                          "([Marketplace] simulate_arrival_rate)")
-    if settings.enable_dashboard:
-        lines.append(f"    the lab dashboard: {base}/dashboard/")
-        if demo:
-            from turnout.services.accounts import is_password_hash
-
-            shown_pw = "(the hashed login_pw)" if is_password_hash(settings.login_pw) else settings.login_pw
-            lines.append(f"      demo login: {settings.login_username} / {shown_pw}")
     if demo:
         lines.append("  stop with Ctrl-C; the data stays in participants.db "
                      "(`turnout export`, `turnout worker list`)")
