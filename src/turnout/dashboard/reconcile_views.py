@@ -19,6 +19,7 @@ from turnout.services import reconcile_jobs, reconciliation
 from turnout.services.recruitment import MarketContext
 
 MONEY = set(reconcile_jobs.MONEY_REMEDIES)
+PER_KIND = 500  # rows shown per kind: the page stays light; the API lists them all
 
 
 def _records() -> MarketContext:
@@ -47,7 +48,7 @@ def reconciliation_page() -> Any:
     groups: dict[str, list[dict[str, Any]]] = {}
     for d in report.get("differences", []):
         groups.setdefault(d["kind"], []).append(d)
-    ordered = [(kind, reconciliation.KINDS.get(kind, ""), groups[kind]) for kind in
+    ordered = [(kind, reconciliation.KINDS.get(kind, ""), groups[kind][:PER_KIND], len(groups[kind])) for kind in
                [*reconciliation.KINDS, *sorted(set(groups) - set(reconciliation.KINDS))] if kind in groups]
     return render_template("dashboard/reconciliation.html", last=last, report=report, groups=ordered,
                            running=found["running"], failed=found["failed"], kinds=reconciliation.KINDS,

@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import defer
 
 from turnout.errors import Conflict, InvalidInput, NotFound, TurnoutError
 from turnout.services import audit, payments, reconciliation
@@ -138,10 +139,11 @@ def get(ctx: MarketContext, run_id: int, *, report: bool = True) -> dict[str, An
     """One check: state (running, done, failed, interrupted), progress and, when done, the report."""
     run = ctx.db.models.ReconcileRun
     with ctx.db.begin() as session:
-        row = session.scalar(select(run).where(run.id == run_id, run.study == ctx.study))
+        query = select(run).where(run.id == run_id, run.study == ctx.study)
+        row = session.scalar(query if report else query.options(defer(run.report)))
         if row is None:
             raise NotFound(f"no reconciliation check {run_id}")
-        return _run_dict(row, ctx.clock.now(), report=report)
+        return _run_dict(row, ctx.clock.now(), report=report and row.state in (None, "done"))
 
 
 def latest(ctx: MarketContext) -> dict[str, Any]:
@@ -152,10 +154,10 @@ def latest(ctx: MarketContext) -> dict[str, Any]:
     now = ctx.clock.now()
     with ctx.db.begin() as session:
         rows = list(session.scalars(select(run).where(run.study == ctx.study, run.mode == ctx.mode)
-                                    .order_by(run.id.desc()).limit(20)))
+                                    .options(defer(run.report)).order_by(run.id.desc()).limit(20)))
         shown = [_run_dict(r, now, report=False) for r in rows]
         done = next((r for r in rows if (r.state or "done") == "done"), None)
-        last = _run_dict(done, now, report=True) if done is not None else None
+        last = _run_dict(done, now, report=True) if done is not None else None  # loads this one report
     running = next((r for r in shown if r["state"] == "running"), None)
     newest = shown[0] if shown else None
     failed = newest if newest is not None and newest["state"] in ("failed", "interrupted") else None

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import defer
 
 from turnout.errors import Conflict, InvalidInput, NotFound, TurnoutError
 from turnout.experiment.status import COMPLETED_STATUSES, Status
@@ -370,6 +371,7 @@ def last_run(ctx: MarketContext) -> dict[str, Any] | None:
     with ctx.db.begin() as session:
         row = session.scalars(select(run).where(run.study == ctx.study, run.mode == ctx.mode,
                                                 or_(run.state.is_(None), run.state == "done"))
+                              .options(defer(run.report))  # the badge on every page: not the report
                               .order_by(run.id.desc()).limit(1)).first()
         if row is None:
             return None

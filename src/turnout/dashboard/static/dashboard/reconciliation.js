@@ -95,8 +95,8 @@
       el.classList.toggle("disabled", n === 0);
     });
     document.querySelectorAll("section[data-kind]").forEach(function (sec) {
-      var n = sec.querySelectorAll("tbody tr").length;
-      if (!n) { sec.remove(); } else { sec.querySelector("[data-group-count]").textContent = n; }
+      var n = counts[sec.dataset.kind] || 0;
+      if (!n || !sec.querySelectorAll("tbody tr").length) { sec.remove(); } else { sec.querySelector("[data-group-count]").textContent = n; }
     });
     var shown = document.getElementById("difference-total");
     if (shown) { shown.textContent = total.toLocaleString(); }
