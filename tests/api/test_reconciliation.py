@@ -117,3 +117,36 @@ def test_live_money_remedy_needs_confirmation_before_any_call(sqlite_dash_app: A
     b.post_json("/api/services_manager", {"mode": "live"})
     response = b.post_json("/api/reconciliation/fix", {"assignment_id": "A1", "remedy": "pay_bonus"})
     assert response.status_code == 403 and "live mode" in response.get_json()["error"]["message"]
+
+
+def test_a_second_press_joins_the_running_check_and_a_dead_one_is_shown_interrupted(
+        sqlite_study: Any, browser_for, clock: Any) -> None:
+    """Two presses start one check; a check whose process died (lease run out) is reported
+    interrupted on the page, and a new check may start."""
+    from datetime import timedelta
+
+    study = sqlite_study
+    db = study.st.db
+    run = db.models.ReconcileRun
+    with db.begin() as session:  # a check "running" in another process
+        row = run(study=db.tables.participants, mode="local", codeversion=None, at=clock.now(), actor="other",
+                  checked=0, differences=0, state="running", hits_done=3, hits_total=10,
+                  lease_until=clock.now() + timedelta(seconds=60))
+        session.add(row)
+        session.flush()
+        other = row.id
+    b = browser_for(study.app)
+    joined = b.post_json("/api/reconciliation/checks", {}).get_json()
+    assert joined == {"run_id": other, "already_running": True}
+    page = b.get("/dashboard/reconciliation").data.decode()
+    assert f'data-run-id="{other}"' in page and "3 of" in page
+    clock.advance(timedelta(minutes=5))  # its process died: the lease ran out
+    assert b.get(f"/api/reconciliation/checks/{other}").get_json()["state"] == "interrupted"
+    assert 'id="check-failed"' in b.get("/dashboard/reconciliation").data.decode()
+    started = b.post_json("/api/reconciliation/checks", {}).get_json()
+    assert started["already_running"] is False and started["run_id"] != other
+    from turnout.services import reconcile_jobs
+
+    assert reconcile_jobs.wait(started["run_id"], 30)
+    assert b.get(f"/api/reconciliation/checks/{other}").get_json()["state"] == "failed"
+    assert b.get(f"/api/reconciliation/checks/{started['run_id']}").get_json()["state"] == "done"
