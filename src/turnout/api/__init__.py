@@ -34,3 +34,5 @@ def _http_error(exc: HTTPException) -> Any:
 
 
 from turnout.api import actions, openapi, participants, single, views  # noqa: E402,F401  (registers the routes on bp)
+
+__import__("turnout.api.reconciliation")  # issue 10: registers /api/reconciliation* (own line: merges cleanly)
