@@ -57,3 +57,19 @@ def running_server(project: Path, *, env: dict[str, str] | None = None, workers:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def runner_processes(project: Path) -> list[int]:
+    """PIDs of the task-runner children ``turnout serve`` started for ``project`` (they run
+    the demo's simulated arrivals); read from /proc, nothing is signalled."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"turnout.scheduler" in argv and b"--watch-pid" in argv and str(project).encode() in argv:
+            found.append(int(entry.name))
+    return found

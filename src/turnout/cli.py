@@ -7,6 +7,8 @@ import secrets
 import shutil
 import string
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -139,6 +141,25 @@ def _database(settings: Settings) -> Any:
         url = settings.database_url.split("@")[-1]
         raise CliError(f"cannot connect to the database ({url}): {str(exc).splitlines()[0]}") from None
     return db
+
+
+@contextmanager
+def project_database(ctx: click.Context) -> Iterator[tuple[Settings, Any]]:
+    """The project's settings and database, which must be at turnout's current schema;
+    turnout errors raised inside become one-line exits."""
+    from turnout.db.migrate import is_current
+    from turnout.errors import TurnoutError
+
+    settings = _settings(ctx)
+    database = _database(settings)
+    try:
+        if not is_current(database):
+            raise CliError("the database is not at turnout's current schema; run `turnout db upgrade` first")
+        yield settings, database
+    except TurnoutError as exc:
+        raise CliError(exc.message) from None
+    finally:
+        database.dispose()
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,13 +8,10 @@ which would leave them in shell history and ``ps``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import click
 
-from turnout.cli import CliError, _database, _settings, main, no_project
+from turnout.cli import CliError, main, no_project, project_database
 from turnout.services.accounts import ROLES
 
 
@@ -32,21 +29,7 @@ def _read_password(from_stdin: bool, *, confirm: bool = True) -> str:
         raise CliError("cancelled; nothing was done") from None
 
 
-@contextmanager
-def _accounts_db(click_ctx: click.Context) -> Iterator[tuple[Any, Any]]:
-    from turnout.db.migrate import is_current
-    from turnout.errors import TurnoutError
-
-    settings = _settings(click_ctx)
-    database = _database(settings)
-    try:
-        if not is_current(database):
-            raise CliError("the database is not at turnout's current schema; run `turnout db upgrade` first")
-        yield settings, database
-    except TurnoutError as exc:
-        raise CliError(exc.message) from None
-    finally:
-        database.dispose()
+_accounts_db = project_database  # settings and database at the current schema, errors as one line
 
 
 @no_project  # a password hash needs no project folder

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
 
-from turnout.cli import CliError, _database, _settings, main
+from turnout.cli import CliError, main, project_database
 from turnout.cli_marketplace import (
     Command,
     Group,
@@ -28,23 +26,7 @@ from turnout.cli_marketplace import (
     mode_option,
 )
 
-
-@contextmanager
-def _db(click_ctx: click.Context) -> Iterator[tuple[Any, Any]]:
-    """The project's settings and database (at the current schema); errors as one line."""
-    from turnout.db.migrate import is_current
-    from turnout.errors import TurnoutError
-
-    settings = _settings(click_ctx)
-    database = _database(settings)
-    try:
-        if not is_current(database):
-            raise CliError("the database is not at turnout's current schema; run `turnout db upgrade` first")
-        yield settings, database
-    except TurnoutError as exc:
-        raise CliError(exc.message) from None
-    finally:
-        database.dispose()
+_db = project_database  # settings and database at the current schema, errors as one line
 
 
 def _runner_note(database: Any) -> str:

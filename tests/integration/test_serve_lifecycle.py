@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from servers import runner_processes
+
 TURNOUT = str(Path(sys.executable).with_name("turnout"))
 
 
@@ -46,21 +48,6 @@ def _wait_until_serving(url: str, process: subprocess.Popen[Any], log: Path, tim
             time.sleep(0.2)
 
 
-def _runners(project: Path) -> list[int]:
-    """PIDs of this project's task-runner children (read from /proc; nothing is signalled)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"turnout.scheduler" in argv and b"--watch-pid" in argv and str(project).encode() in argv:
-            found.append(int(entry.name))
-    return found
-
-
 def test_ctrl_c_stops_every_process_cleanly(project_dir: Path, tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, "TURNOUT_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
@@ -76,7 +63,7 @@ def test_ctrl_c_stops_every_process_cleanly(project_dir: Path, tmp_path: Path) -
     try:
         _wait_until_serving(f"http://127.0.0.1:{port}/", process, log)
         deadline = time.monotonic() + 60
-        while len(_runners(project_dir)) != 1:  # the runner that runs the arrivals is up
+        while len(runner_processes(project_dir)) != 1:  # the runner that runs the arrivals is up
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
         while "posted in the offline marketplace" not in terminal.read_text():  # the demo's event lines
@@ -92,7 +79,7 @@ def test_ctrl_c_stops_every_process_cleanly(project_dir: Path, tmp_path: Path) -
         except subprocess.TimeoutExpired:
             pytest.fail("turnout serve did not stop within 60 s of Ctrl-C")
         deadline = time.monotonic() + 30
-        while _runners(project_dir):  # the runner stops when the server is gone
+        while runner_processes(project_dir):  # the runner stops when the server is gone
             assert time.monotonic() < deadline, "the task runner outlived the server"
             time.sleep(0.2)
     finally:

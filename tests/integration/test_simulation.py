@@ -329,22 +329,6 @@ def test_arrivals_turn_away_workers_beyond_the_in_progress_limit(study: Study):
 # --- turnout serve with arrivals ----------------------------------------------------
 
 
-def _arrivals_processes(project: Path) -> list[int]:
-    """PIDs of runner processes (which run the arrivals) for this project (read from /proc;
-    nothing is signalled)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"turnout.scheduler" in argv and b"--watch-pid" in argv and str(project).encode() in argv:
-            found.append(int(entry.name))
-    return found
-
-
 def _wait_for(predicate: Any, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
@@ -355,7 +339,7 @@ def _wait_for(predicate: Any, timeout_s: float, what: str) -> None:
 
 @pytest.mark.slow
 def test_turnout_serve_runs_one_arrivals_process_that_fills_the_database(tmp_path: Path):
-    from servers import TURNOUT, free_port
+    from servers import TURNOUT, free_port, runner_processes
 
     project = make_project(tmp_path / "demo")
     config = project / "config.txt"
@@ -386,11 +370,11 @@ def test_turnout_serve_runs_one_arrivals_process_that_fills_the_database(tmp_pat
                 return 0
 
         _wait_for(lambda: submitted() >= 3, 120, "three simulated participants to submit")
-        assert len(_arrivals_processes(project)) == 1  # one runner, not one per worker process
+        assert len(runner_processes(project)) == 1  # one runner, not one per worker process
         text = log_path.read_text()
         assert "simulated arrivals are on" in text and "posted HIT" in text
         db.dispose()
     finally:
         server.terminate()
         server.wait(timeout=30)
-    _wait_for(lambda: not _arrivals_processes(project), 30, "the runner to stop with the server")
+    _wait_for(lambda: not runner_processes(project), 30, "the runner to stop with the server")
