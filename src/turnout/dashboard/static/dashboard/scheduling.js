@@ -46,8 +46,8 @@
          ["First round", "HITs of " + p.first_round_hits.join(" + ") + " assignment(s): " + money(p.first_round_cost) + " with fees"],
          ["Whole goal, if every assignment completes", money(p.full_cost) + " with fees"],
          ["Budget", p.budget ? money(p.budget) : "no limit"]].forEach(function (pair) {
-          dl.appendChild(text("dt", pair[0], "col-sm-5"));
-          dl.appendChild(text("dd", pair[1], "col-sm-7"));
+          dl.appendChild(text("dt", pair[0], "col-sm-4 col-lg-3"));
+          dl.appendChild(text("dd", pair[1], "col-sm-8 col-lg-9"));
         });
         out.appendChild(dl);
         $("live-confirm-row").classList.toggle("d-none", p.mode !== "live");
