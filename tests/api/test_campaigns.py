@@ -46,10 +46,15 @@ def test_goal_change_and_cancel_with_expire(study: Any, browser_for) -> None:
     assert changed.status_code == 200 and changed.get_json()["goal"] == 30
     bad = b.client.patch(f"/api/campaigns/{cid}", json={"goal": 0}, headers={"X-CSRFToken": b.csrf})
     assert bad.status_code == 400 and "goal" in bad.get_json()["error"]["message"]
+    campaigns.run_round(study.ctx(), cid)  # posts HITs of 9 + 1
     done = b.client.patch(f"/api/campaigns/{cid}", json={"is_active": False, "expire_hits": True},
                           headers={"X-CSRFToken": b.csrf})
     assert done.status_code == 200, done.get_json()
-    assert done.get_json()["active"] is False and done.get_json()["expired"] == []
+    assert done.get_json()["active"] is False and done.get_json()["expire_error"] is None
+    expired = done.get_json()["expired"]
+    assert len(expired) == 2 and all(e["ok"] for e in expired), expired
+    listed = b.get("/api/hits/").get_json()
+    assert len(listed) == 2 and all(h["is_expired"] for h in listed), listed
     assert "cancelled by dashboard:" in done.get_json()["end_reason"]
     twice = b.client.patch(f"/api/campaigns/{cid}", json={"is_active": False}, headers={"X-CSRFToken": b.csrf})
     assert twice.status_code == 409

@@ -17,7 +17,7 @@ from turnout.api import bp
 from turnout.api.views import json_body
 from turnout.dashboard.auth import require_role, user_mode
 from turnout.dashboard.market import actor, market, state
-from turnout.errors import InvalidInput
+from turnout.errors import InvalidInput, TurnoutError
 
 CAMPAIGN_FIELDS = ("goal", "per_round", "interval_minutes", "reward", "duration_hours", "budget", "mode",
                    "codeversion")
@@ -116,8 +116,14 @@ def campaign_change(campaign_id: str) -> Any:
     if "is_active" not in body:
         raise InvalidInput("expire_hits goes with is_active: false")
     done = campaigns.cancel(st.db, st.clock, number, actor=actor())
-    done["expired"] = campaigns.expire_campaign_hits(market(done["mode"]), number) \
-        if body.get("expire_hits") is True else []
+    done["expired"], done["expire_error"] = [], None
+    if body.get("expire_hits") is True:
+        # The cancel is stored either way; a marketplace that cannot be reached is reported
+        # beside it (the HITs can still be expired from the HITs page), not as a failed cancel.
+        try:
+            done["expired"] = campaigns.expire_campaign_hits(market(done["mode"]), number)
+        except TurnoutError as exc:
+            done["expire_error"] = exc.message
     return jsonify(done)
 
 

@@ -85,7 +85,16 @@
       clearError("campaign-error");
       if (!window.confirm("Cancel campaign " + f.dataset.cancelForm + "? No further rounds will be posted.")) { return; }
       turnoutFetch("/api/campaigns/" + f.dataset.cancelForm, {method: "PATCH", json: {is_active: false, expire_hits: f.elements.expire_hits.checked}})
-        .then(function (answer) { if (answer.status !== 200) { showError("campaign-error", answer); } else { window.location.reload(); } });
+        .then(function (answer) {
+          if (answer.status !== 200) { showError("campaign-error", answer); return; }
+          var failed = (answer.body.expired || []).filter(function (e) { return !e.ok; }).map(function (e) { return e.message; });
+          if (answer.body.expire_error) { failed.unshift(answer.body.expire_error); }
+          if (failed.length) {  // cancelled, but some HITs were not expired: say so and stay
+            showError("campaign-error", {status: 200, body: {error: {message: "Cancelled; not expired: " + failed.join("; ") + " (expire them on the HITs page)"}}});
+            return;
+          }
+          window.location.reload();
+        });
     });
   });
 
