@@ -109,6 +109,8 @@ def test_roles_csrf_and_bearer(sqlite_study: Any, browser_for, add_user) -> None
     admin = browser_for(app)
     no_csrf = admin.post_json("/api/campaigns/", BODY, csrf=False)
     assert no_csrf.status_code == 400 and no_csrf.get_json()["error"]["code"] == "csrf_failed"
+    patch = admin.client.patch("/api/campaigns/1", json={"goal": 3})
+    assert patch.status_code == 400 and patch.get_json()["error"]["code"] == "csrf_failed"
     assert _count(app) == 0
 
     st = app.extensions["turnout.dashboard"]
