@@ -71,6 +71,35 @@ SCHEDULING_PATHS: dict[str, Any] = {
 TABLE_PARAMS = ["mode", "cond", "codeversion", "complete", "status", "q", "sort", "group_by", "page", "per_page"]
 
 
+FIX_BODY = {"type": "object", "required": ["assignment_id", "remedy"], "properties": {
+    "assignment_id": {"type": "string"},
+    "remedy": {"type": "string", "enum": ["approve", "reject", "pay_bonus", "sync_local", "exclude"]},
+    "reason": {"type": "string", "description": "reject: told to the worker; pay_bonus: the bonus message"},
+    "mode": {"type": "string", "enum": ["local", "sandbox", "live"]},
+    "preview": {"type": "boolean", "description": "true: answer {amount, fee, total, marketplace, what}, change nothing"},
+    "confirm_live": {"type": "boolean", "description": "required (true) for approve, reject, pay_bonus in live mode"}}}
+# Issue 10 (reconciliation); kept apart so other branches' entries merge cleanly.
+RECONCILIATION_PATHS: dict[str, Any] = {
+    "/api/reconciliation": {"get": _op(
+        'Compare now: {"checked", "differences": [{"assignment_id", "worker_id", "hit_id", "kind", '
+        '"local_status", "marketplace_status", "detail", "remedies"}], "counts", ...}', "viewer",
+        params=["mode", "codeversion"], errors=("400", "401", "403", "503"))},
+    "/api/reconciliation/checks": {"post": _op(
+        "Start the comparison in the background: 202 {run_id, already_running}", "viewer",
+        body={"type": "object", "properties": {"mode": {"type": "string"}, "codeversion": {"type": "string"}}},
+        status="202")},
+    "/api/reconciliation/checks/{run_id}": {"get": {**_op(
+        "A check: {state: running|done|failed|interrupted, hits_done, hits_total, report}", "viewer",
+        errors=("401", "403", "404")), "parameters": [_path_param("run_id")]}},
+    "/api/reconciliation/last": {"get": _op(
+        "The last stored check (with its report) and any check running; no marketplace call", "viewer",
+        params=["mode"])},
+    "/api/reconciliation/fix": {"post": _op(
+        "Apply one remedy to one assignment (or preview it); 409 when the remedy does not fit", "payer",
+        body=FIX_BODY, errors=("400", "401", "403", "404", "409"))},
+}
+
+
 def document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/openapi.json": {"get": _op("This document", "none (public)", errors=())},
@@ -113,6 +142,7 @@ def document() -> dict[str, Any]:
                                          params=["action", "mode", "outcome", "actor", "target"], csv=True)},
     }
     paths.update(SCHEDULING_PATHS)
+    paths.update(RECONCILIATION_PATHS)
     return {
         "openapi": "3.1.0",
         "info": {"title": "turnout dashboard API", "version": "1",

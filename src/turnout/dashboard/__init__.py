@@ -85,5 +85,6 @@ def init_app(app: Flask) -> None:
     )
     app.session_interface = _Sessions()
     auth.install(app)
+    __import__("turnout.dashboard.reconcile_views")  # issue 10's page, on dashboard_bp
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(api_bp)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from turnout.db.types import UTCDateTime
+from turnout.db.types import LongText, UTCDateTime
 
 EXCLUSION_TABLE = "turnout_exclusion"
 RECONCILE_RUN_TABLE = "turnout_reconcile_run"
@@ -60,5 +60,13 @@ def build_reconcile_models(Base: type[Any]) -> ReconcileModels:  # noqa: N803 - 
         checked: Mapped[int] = mapped_column(Integer, nullable=False)
         differences: Mapped[int] = mapped_column(Integer, nullable=False)
         summary: Mapped[str | None] = mapped_column(Text)  # JSON: {kind: count}
+        # Since 0014: a check running in the background (state running|done|failed; NULL =
+        # a row from before, done), its progress in HITs, and the report the page renders.
+        state: Mapped[str | None] = mapped_column(String(16))
+        hits_done: Mapped[int | None] = mapped_column(Integer)
+        hits_total: Mapped[int | None] = mapped_column(Integer)
+        report: Mapped[str | None] = mapped_column(LongText)  # JSON: Report.as_dict()
+        error: Mapped[str | None] = mapped_column(Text)
+        lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     return ReconcileModels(Exclusion=Exclusion, ReconcileRun=ReconcileRun)

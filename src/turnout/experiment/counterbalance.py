@@ -1,7 +1,8 @@
 """Balanced random assignment of condition and counterbalance, as psiTurk does it, in SQL.
 
 Counted: participants of the same codeversion and mode who finished (status 3, 4, 5, 7)
-or began within the last ``cutoff_time`` minutes. The least-filled cells of the
+or began within the last ``cutoff_time`` minutes, less the rows reconciliation excluded
+(``turnout_exclusion``, see services/reconciliation.py). The least-filled cells of the
 num_conds x num_counters grid are candidates; one is chosen at random. Everyone who
 began within the cutoff (which includes every concurrent first visit) is counted under a
 named lock (turnout.db.locks), so concurrent first visits cannot all pick the same cell;
@@ -17,13 +18,30 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from turnout.clock import Clock
 from turnout.experiment.status import COMPLETED_STATUSES
 
 _FINISHED = [int(s) for s in sorted(COMPLETED_STATUSES)]
+EXCLUSION_TABLE = "turnout_exclusion"  # turnout.db.reconcile_models; named here to import nothing
+
+
+def _subtract_excluded(session: Session, Participant: Any, counts: dict[tuple[int, int], int],
+                       *conditions: Any) -> None:
+    """Take the rows excluded by reconciliation (``turnout_exclusion``) that match
+    ``conditions`` out of ``counts``. The exclusion table is small, so this is one join query
+    on it rather than an anti-join over the participants that would defeat the balance index."""
+    P = Participant
+    X = P.metadata.tables.get(EXCLUSION_TABLE)
+    if X is None:
+        return
+    stmt = (select(P.cond, P.counterbalance, func.count())
+            .select_from(X).join(P, and_(P.uniqueid == X.c.uniqueid, X.c.study == P.__table__.name))
+            .where(*conditions).group_by(P.cond, P.counterbalance))
+    for cond, counter, n in session.execute(stmt):
+        counts[(cond, counter)] = max(0, counts.get((cond, counter), 0) - n)
 
 
 def grid(num_conds: int, num_counters: int) -> list[tuple[int, int]]:
@@ -59,6 +77,8 @@ def settled_counts(session: Session, Participant: Any, *, codeversion: str, mode
     counts: dict[tuple[int, int], int] = {}
     for _status, cond, counter, n in session.execute(stmt):
         counts[(cond, counter)] = counts.get((cond, counter), 0) + n
+    _subtract_excluded(session, P, counts, P.codeversion == codeversion, P.mode == mode, P.status.in_(_FINISHED),
+                       or_(P.beginhit <= since, P.beginhit.is_(None)))
     return Settled(since=since, counts=counts)
 
 
@@ -83,6 +103,8 @@ def cell_counts(session: Session, Participant: Any, *, codeversion: str, mode: s
               .group_by(P.cond, P.counterbalance))
     for cond, counter, n in session.execute(recent):
         counts[(cond, counter)] = counts.get((cond, counter), 0) + n
+    _subtract_excluded(session, P, counts, P.codeversion == codeversion, P.mode == mode,
+                       P.beginhit > settled.since)
     return counts
 
 

@@ -23,8 +23,9 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import defer
 
 from turnout.errors import Conflict, InvalidInput, NotFound, TurnoutError
 from turnout.experiment.status import COMPLETED_STATUSES, Status
@@ -358,7 +359,8 @@ def _record_run(ctx: MarketContext, report: Report) -> None:
     with ctx.db.begin(immediate=True) as session:
         session.add(run(study=ctx.study, mode=ctx.mode, codeversion=report.codeversion, at=ctx.clock.now(),
                         actor=ctx.actor[:128], checked=report.checked, differences=len(report.differences),
-                        summary=json.dumps(report.counts(), sort_keys=True)))
+                        summary=json.dumps(report.counts(), sort_keys=True), state="done",
+                        hits_done=report.hits, hits_total=report.hits, report=json.dumps(report.as_dict())))
         audit.record(session, ctx, "reconcile.check", outcome="ok", target=None, checked=report.checked,
                      counts=report.counts(), codeversion=report.codeversion)
 
@@ -367,11 +369,13 @@ def last_run(ctx: MarketContext) -> dict[str, Any] | None:
     """The newest check of this study in this mode (for a badge: no marketplace call)."""
     run = ctx.db.models.ReconcileRun
     with ctx.db.begin() as session:
-        row = session.scalars(select(run).where(run.study == ctx.study, run.mode == ctx.mode)
+        row = session.scalars(select(run).where(run.study == ctx.study, run.mode == ctx.mode,
+                                                or_(run.state.is_(None), run.state == "done"))
+                              .options(defer(run.report))  # the badge on every page: not the report
                               .order_by(run.id.desc()).limit(1)).first()
         if row is None:
             return None
-        return {"at": row.at.isoformat(), "mode": row.mode, "codeversion": row.codeversion,
+        return {"id": row.id, "at": row.at.isoformat(), "mode": row.mode, "codeversion": row.codeversion,
                 "checked": row.checked, "differences": row.differences,
                 "counts": json.loads(row.summary) if row.summary else {}}
 
