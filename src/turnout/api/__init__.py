@@ -33,6 +33,7 @@ def _http_error(exc: HTTPException) -> Any:
     return api_error(code, exc.description or exc.name, exc.code or 400)
 
 
+import turnout.api.scheduling  # noqa: E402,F401  (campaigns and tasks: registers their routes)
 from turnout.api import actions, openapi, participants, single, views  # noqa: E402,F401  (registers the routes on bp)
 
 __import__("turnout.api.reconciliation")  # issue 10: registers /api/reconciliation* (own line: merges cleanly)

@@ -40,6 +40,34 @@ BATCH_BODY = {"type": "object", "properties": {
     "preview": {"type": "boolean", "description": "true: answer {count, reward, fees, total, marketplace}, change nothing"},
     "confirm_live": {"type": "boolean", "description": "required (true) to pay in live mode"},
     "reason": {"type": "string", "description": "bonus_all only: shown to the worker"}}}
+CAMPAIGN_BODY = {"type": "object", "required": ["goal", "per_round", "interval_minutes", "reward", "duration_hours"],
+                 "properties": {
+                     "goal": {"type": "integer"}, "per_round": {"type": "integer"},
+                     "interval_minutes": {"type": "integer"}, "reward": {"type": "string", "description": "dollars"},
+                     "duration_hours": {"type": "number"}, "budget": {"type": "string", "description": "dollars"},
+                     "mode": {"type": "string", "enum": ["local", "sandbox", "live"]}, "codeversion": {"type": "string"},
+                     "preview": {"type": "boolean", "description": "true: answer the cost with fees, change nothing"},
+                     "confirm_live": {"type": "boolean", "description": "required (true) to start a live campaign"}}}
+SCHEDULING_PATHS: dict[str, Any] = {
+    "/api/campaigns/": {
+        "get": _op("This study's campaigns, newest first; active ones with their forecast", "viewer"),
+        "post": _op("Start a campaign (201; 409 if one is active for that codeversion and mode), or preview its "
+                    "cost", "payer", body=CAMPAIGN_BODY, status="201", errors=("400", "401", "403", "409"))},
+    "/api/campaigns/{campaign_id}": {"patch": {**_op(
+        "Change the goal ({goal}) or cancel ({is_active: false, expire_hits})", "payer",
+        body={"type": "object", "properties": {"goal": {"type": "integer"}, "is_active": {"type": "boolean"},
+                                               "expire_hits": {"type": "boolean"}}},
+        errors=("400", "401", "403", "404", "409")), "parameters": [_path_param("campaign_id")]}},
+    "/api/tasks/": {
+        "get": _op("Scheduled tasks and running campaigns, with next and last run; the runner's heartbeat", "viewer"),
+        "post": _op("Schedule approve-all every interval_minutes (at least 30)", "payer", status="201",
+                    body={"type": "object", "required": ["interval_minutes"], "properties": {
+                        "kind": {"type": "string", "enum": ["approve-all"]}, "interval_minutes": {"type": "integer"},
+                        "mode": {"type": "string"}, "codeversion": {"type": "string"},
+                        "confirm_live": {"type": "boolean"}}}, errors=("400", "401", "403", "409"))},
+    "/api/tasks/{task_id}": {"delete": {**_op("Remove a scheduled task", "payer", errors=("400", "401", "403", "404")),
+                                        "parameters": [_path_param("task_id")]}},
+}
 TABLE_PARAMS = ["mode", "cond", "codeversion", "complete", "status", "q", "sort", "group_by", "page", "per_page"]
 
 
@@ -113,6 +141,7 @@ def document() -> dict[str, Any]:
         "/api/activity.csv": {"get": _op("The audit log as CSV, streamed", "viewer",
                                          params=["action", "mode", "outcome", "actor", "target"], csv=True)},
     }
+    paths.update(SCHEDULING_PATHS)
     paths.update(RECONCILIATION_PATHS)
     return {
         "openapi": "3.1.0",

@@ -237,3 +237,5 @@ def activity() -> Any:
     page = list_events(state().db, aq)
     return render_template("dashboard/activity.html", aq=aq, page=page, error=error,
                            csv_url=url_for("api.activity_csv", **aq.args())), 400 if error else 200
+
+from turnout.dashboard import scheduling  # noqa: E402,F401  (the Campaigns and Tasks pages)
