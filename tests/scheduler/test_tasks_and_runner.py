@@ -175,3 +175,49 @@ def test_a_runner_that_loses_its_lease_stops_running_jobs(sched_sqlite: Sched):
     finally:
         runner.shutdown()
     assert tasks.runner_status(s.db, s.clock)["holder"] == "other:9:zz"  # the new holder keeps its lease
+
+
+def test_a_restarted_server_waits_for_the_runner_of_the_server_it_replaces(sched_sqlite: Sched,
+                                                                          monkeypatch: pytest.MonkeyPatch):
+    """Ctrl-C and `make demo` again at once: the previous server's runner still holds the
+    lease for a moment (it notices its server is gone within a second); the new server
+    waits for it instead of running without arrivals. A runner beside a live server is
+    not waited for."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from turnout.clock import SystemClock
+    from turnout.scheduler import embed
+
+    s = sched_sqlite
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # the stopped server
+    sleeper = "import time; time.sleep(60)"
+    orphan = subprocess.Popen([sys.executable, "-c", sleeper, "--watch-pid", str(gone.pid)])
+    beside_live = subprocess.Popen([sys.executable, "-c", sleeper, "--watch-pid", str(os.getpid())])
+    L = tasks.models(s.db).RunnerLease
+
+    def hold(holder: str, pid: int) -> Lease:
+        lease = Lease(s.db, SystemClock(), holder, timedelta(seconds=30))
+        lease.acquire()
+        with s.db.begin() as session:
+            session.execute(sa.update(L).values(pid=pid))
+        return lease
+
+    try:
+        old = hold("this-host:1:aa", orphan.pid)
+        threading.Timer(1.0, old.release).start()  # what the orphan does once it notices
+        assert embed._after_a_stopped_server(s.db, tasks.runner_status(s.db))["alive"] is False
+
+        hold("this-host:2:bb", beside_live.pid)
+
+        def no_waiting(seconds: float) -> None:
+            raise AssertionError("waited for a runner whose server is alive")
+
+        monkeypatch.setattr(embed.time, "sleep", no_waiting)
+        assert embed._after_a_stopped_server(s.db, tasks.runner_status(s.db))["alive"] is True
+    finally:
+        orphan.kill()
+        beside_live.kill()

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
+import time
+from typing import Any
 
 from turnout.config import ConfigError, Settings
 from turnout.db.engine import Database
@@ -41,6 +44,43 @@ def wants_runner(settings: Settings) -> bool:
     return settings.do_scheduler or arrivals
 
 
+# How long a restarted server waits for the runner of the server it replaces: that runner
+# notices its server is gone within a second, lets its running jobs finish and gives its
+# lease back.
+ORPHAN_GRACE_S = 20.0
+
+
+def _orphaned(pid: int | None) -> bool:
+    """Whether ``pid`` (on this host) is a runner started beside a server that has exited:
+    its command line names ``--watch-pid N`` and N is gone. False when that cannot be told."""
+    if not pid:
+        return False
+    try:
+        argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")  # noqa: SIM115 - read once
+        watched = int(argv[argv.index(b"--watch-pid") + 1])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        os.kill(watched, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _after_a_stopped_server(db: Database, status: dict[str, Any]) -> dict[str, Any]:
+    """A server restarted at once (Ctrl-C, then ``make demo`` again) finds the previous
+    server's runner still holding the lease for a moment: wait for it to go, rather than
+    run without arrivals or refuse do_scheduler."""
+    deadline = time.monotonic() + ORPHAN_GRACE_S
+    while (status["alive"] and status.get("host") == socket.gethostname()[:128] and _orphaned(status.get("pid"))
+           and time.monotonic() < deadline):
+        time.sleep(0.5)
+        status = runner_status(db)
+    return status
+
+
 def start_with_server(settings: Settings, db: Database, workers: int | None) -> subprocess.Popen[bytes] | None:
     """Start the runner child for this server if the configuration asks for one.
 
@@ -50,7 +90,7 @@ def start_with_server(settings: Settings, db: Database, workers: int | None) -> 
     check_serve(settings, workers)
     if not wants_runner(settings):
         return None
-    status = runner_status(db)
+    status = _after_a_stopped_server(db, runner_status(db))
     if status["alive"]:
         where = f"{status['host']} pid {status['pid']}"
         if settings.do_scheduler:

@@ -125,10 +125,10 @@ class Runner:
     def shutdown(self) -> None:
         """Stop scheduling, let running jobs finish, give the lease back."""
         self.stopped.set()  # ends the heartbeat thread
+        if self.env.arrivals is not None:
+            self.env.arrivals.stop.set()  # first, so a running arrivals tick ends at once
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=True)
-        if self.env.arrivals is not None:
-            self.env.arrivals.stop.set()
         jobs.install(None)
         if not self.lost_lease:
             try:
