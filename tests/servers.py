@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -73,3 +74,16 @@ def runner_processes(project: Path) -> list[int]:
         if b"turnout.scheduler" in argv and b"--watch-pid" in argv and str(project).encode() in argv:
             found.append(int(entry.name))
     return found
+
+
+def quicken_stroop(project: Path) -> Path:
+    """Shorten the pauses of the `turnout init` Stroop task (the fixation cross, practice
+    feedback and the gap between words) in this copy of the project, so a browser test walks
+    its 32 trials in seconds; what the task does, saves and shows is unchanged."""
+    task = project / "static" / "js" / "task.js"
+    text = task.read_text(encoding="utf-8")
+    for name in ("FIXATION_MS", "FEEDBACK_MS", "GAP_MS"):
+        text, found = re.subn(rf"var {name} = \d+;", f"var {name} = 20;", text)
+        assert found == 1, f"{name} not found in {task}"
+    task.write_text(text, encoding="utf-8")
+    return project

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from servers import TURNOUT, running_server
+from servers import TURNOUT, quicken_stroop, running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -26,7 +26,7 @@ COLOUR_KEYS = {"red": "r", "green": "g", "blue": "b", "yellow": "y"}
 def example_project(tmp_path: Path) -> Path:
     project = tmp_path / "stroop"
     subprocess.run([TURNOUT, "init", str(project)], check=True, capture_output=True)
-    return project
+    return quicken_stroop(project)
 
 
 def answer_trials(popup: Any, count: int, wrong_every: int) -> int:
