@@ -135,3 +135,14 @@ def timeout_after_delivery(client: Any, operation: str, times: int = 1) -> list[
 
     client.meta.events.register(f"before-send.mturk.{operation}", deliver_then_time_out)
     return cut
+
+
+def never_delivered(client: Any, operation: str) -> None:
+    """Make every call of ``operation`` on ``client`` time out before it reaches the
+    marketplace (nothing is applied), as a connection that never opens would."""
+    from botocore.exceptions import ConnectTimeoutError
+
+    def never_sent(request: Any, **_: Any) -> None:
+        raise ConnectTimeoutError(endpoint_url=request.url)
+
+    client.meta.events.register(f"before-send.mturk.{operation}", never_sent)

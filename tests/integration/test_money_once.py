@@ -31,7 +31,7 @@ from turnout.marketplace.local import ThreadedMarketplace
 from turnout.services import hits, payments
 from turnout.services.recruitment import MarketContext
 
-from .conftest import Recruiting, local_client
+from .conftest import Recruiting, local_client, never_delivered
 
 pytestmark = pytest.mark.db
 
@@ -173,12 +173,7 @@ def test_unknown_bonus_is_held_when_the_marketplace_shows_another_amount(recruit
     (a,) = approved(r, 1)
     client = local_client(r.market)
 
-    def never_sent(request: Any, **_: Any) -> None:
-        from botocore.exceptions import ConnectTimeoutError
-
-        raise ConnectTimeoutError(endpoint_url=request.url)
-
-    client.meta.events.register("before-send.mturk.SendBonus", never_sent)
+    never_delivered(client, "SendBonus")
     assert payments.bonus_all(r.context(client=client), amount="auto", reason="R").items[0].outcome == "unknown"
     # Someone else (another tool on the account) pays 0.30 meanwhile.
     local_client(r.market).send_bonus(WorkerId=a.worker_id, AssignmentId=a.assignment_id, BonusAmount="0.30",

@@ -14,13 +14,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from botocore.exceptions import ConnectTimeoutError
 
 from turnout.errors import Forbidden, InvalidInput
 from turnout.experiment.status import Status
 from turnout.services import audit, payments
 
-from .conftest import Recruiting, local_client, timeout_after_delivery
+from .conftest import Recruiting, local_client, never_delivered, timeout_after_delivery
 
 pytestmark = pytest.mark.db
 
@@ -105,10 +104,7 @@ def test_bonus_retry_after_timeout_before_delivery_pays_once(recruiting: Recruit
     (a,) = approved(r, 1)
     client = local_client(r.market)
 
-    def never_sent(request: Any, **_: Any) -> None:
-        raise ConnectTimeoutError(endpoint_url=request.url)
-
-    client.meta.events.register("before-send.mturk.SendBonus", never_sent)
+    never_delivered(client, "SendBonus")
     first = payments.bonus(r.context(client=client), [a.assignment_id], amount="1.50", reason="thanks")
     assert [i.outcome for i in first.items] == ["unknown"]
     assert r.bonus_payments(a.assignment_id) == []

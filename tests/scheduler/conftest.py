@@ -118,29 +118,28 @@ class Sched:
         return campaigns.completed_count(self.db, self.settings.codeversion, "local")
 
 
-@pytest.fixture
-def sched(make_settings: Callable[..., Any], shared_database_url: str, clock: ManualClock,
-          tmp_path: Any) -> Iterator[Sched]:
-    """A migrated database on each backend, in local mode, with the offline marketplace."""
-    settings = make_settings(shared_database_url, launch_in_mode="local")
+def _sched(make_settings: Callable[..., Any], url: str, clock: ManualClock, tmp_path: Any) -> Iterator[Sched]:
+    settings = make_settings(url, launch_in_mode="local")
     db = Database(settings.database_url, settings.tables)
     upgrade(db)
     with ThreadedMarketplace(tmp_path / "mturk.db", clock=clock) as market:
         yield Sched(settings=settings, db=db, clock=clock, market=market)
     jobs.install(None)
     db.dispose()
+
+
+@pytest.fixture
+def sched(make_settings: Callable[..., Any], shared_database_url: str, clock: ManualClock,
+          tmp_path: Any) -> Iterator[Sched]:
+    """A migrated database on each backend, in local mode, with the offline marketplace."""
+    yield from _sched(make_settings, shared_database_url, clock, tmp_path)
 
 
 @pytest.fixture
 def sched_sqlite(make_settings: Callable[..., Any], sqlite_url: str, clock: ManualClock,
                  tmp_path: Any) -> Iterator[Sched]:
-    settings = make_settings(sqlite_url, launch_in_mode="local")
-    db = Database(settings.database_url, settings.tables)
-    upgrade(db)
-    with ThreadedMarketplace(tmp_path / "mturk.db", clock=clock) as market:
-        yield Sched(settings=settings, db=db, clock=clock, market=market)
-    jobs.install(None)
-    db.dispose()
+    """The same on SQLite only."""
+    yield from _sched(make_settings, sqlite_url, clock, tmp_path)
 
 
 def deliver_then_die(client: Any, operation: str, *, on_call: int) -> list[int]:
