@@ -266,7 +266,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     from turnout.config import check_database_writable, check_tls_files
     from turnout.db.migrate import upgrade
     from turnout.project import load_project
-    from turnout.server import run_gunicorn
+    from turnout.serving.launcher import run_gunicorn
 
     settings = _settings(ctx)
     try:

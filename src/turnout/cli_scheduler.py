@@ -52,7 +52,7 @@ def scheduler_command(click_ctx: click.Context, watch_pid: int | None, lease_sec
     from turnout.errors import TurnoutError
     from turnout.scheduler.lease import LeaseHeld
     from turnout.scheduler.runner import Runner
-    from turnout.server import configure_logging
+    from turnout.serving.launcher import configure_logging
 
     with _db(click_ctx) as (settings, database):
         try:

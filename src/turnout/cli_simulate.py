@@ -55,8 +55,8 @@ def simulate(ctx: click.Context, count: int, dropout: float, seed: int | None, m
     from turnout.marketplace.local import MarketplaceState
     from turnout.marketplace.project import open_store
     from turnout.simulation.behaviour import plan_workers
-    from turnout.simulation.hits import open_hits
-    from turnout.simulation.workers import run_workers
+    from turnout.simulation.driver import run_workers
+    from turnout.simulation.posting import open_hits
 
     settings = _settings(ctx)
     store = settings.marketplace_store
@@ -109,7 +109,7 @@ def _shown(settings: Settings, store: Path) -> str:
 
 def _post(settings: Settings) -> str:
     from turnout.errors import TurnoutError
-    from turnout.simulation.hits import post_hit
+    from turnout.simulation.posting import post_hit
 
     try:
         return post_hit(settings, actor="cli:simulate")

@@ -114,7 +114,7 @@ class _Worker:
 
 
 def test_a_cleanly_exiting_worker_skips_interpreter_shutdown(monkeypatch: pytest.MonkeyPatch) -> None:
-    from turnout import server
+    from turnout.serving import launcher as server
 
     ended: list[int] = []
     monkeypatch.setattr(server.os, "_exit", ended.append)
@@ -128,7 +128,7 @@ def test_a_cleanly_exiting_worker_skips_interpreter_shutdown(monkeypatch: pytest
 @pytest.mark.parametrize("code", [3, -1, 1])
 def test_a_worker_that_failed_keeps_its_exit_status(monkeypatch: pytest.MonkeyPatch, code: int) -> None:
     """A worker that could not boot exits with gunicorn's status, so the master stops retrying."""
-    from turnout import server
+    from turnout.serving import launcher as server
 
     ended: list[int] = []
     monkeypatch.setattr(server.os, "_exit", ended.append)
@@ -140,7 +140,7 @@ def test_a_worker_that_failed_keeps_its_exit_status(monkeypatch: pytest.MonkeyPa
 
 
 def test_the_master_reaping_a_worker_is_not_ended(monkeypatch: pytest.MonkeyPatch) -> None:
-    from turnout import server
+    from turnout.serving import launcher as server
 
     ended: list[int] = []
     monkeypatch.setattr(server.os, "_exit", ended.append)

@@ -29,7 +29,7 @@ from turnout.config import TableNames
 from turnout.db.engine import Database
 from turnout.simulation.behaviour import Fate, Plan, plan_workers
 from turnout.simulation.browser import Browser, NotLoopback, is_loopback_url
-from turnout.simulation.workers import Outcome, Report, run_workers
+from turnout.simulation.driver import Outcome, Report, run_workers
 
 SUBMITTED, QUITEARLY = 4, 6
 
@@ -298,7 +298,7 @@ def test_arrivals_post_a_hit_when_none_is_open_and_send_workers(study: Study, ca
 
 def test_arrivals_post_through_the_hit_service_by_default(study: Study):
     from turnout.simulation.arrivals import Arrivals
-    from turnout.simulation.hits import DEMO_ASSIGNMENTS, open_hits
+    from turnout.simulation.posting import DEMO_ASSIGNMENTS, open_hits
 
     arrivals = Arrivals(study.settings, rate_per_minute=1, seed=1, clock=study.clock, pace=0)
     hit_id = arrivals.ensure_hit()

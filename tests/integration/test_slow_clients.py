@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from servers import running_server
-from turnout.server import SQLITE_THREADS
+from turnout.serving.launcher import SQLITE_THREADS
 
 pytestmark = [pytest.mark.slow]
 

@@ -9,7 +9,7 @@ import pytest
 
 from simulation_stack import make_project, running_study
 from turnout.simulation.arrivals import Arrivals
-from turnout.simulation.workers import Outcome
+from turnout.simulation.driver import Outcome
 
 pytestmark = pytest.mark.slow
 

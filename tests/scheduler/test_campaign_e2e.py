@@ -18,7 +18,7 @@ from turnout.marketplace import make_client
 from turnout.scheduler import jobs
 from turnout.services import campaigns
 from turnout.simulation.behaviour import plan_workers
-from turnout.simulation.workers import Outcome, run_workers
+from turnout.simulation.driver import Outcome, run_workers
 
 pytestmark = pytest.mark.slow
 

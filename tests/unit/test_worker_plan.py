@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from turnout.server import SQLITE_THREADS, THREADS_PER_PROCESS, worker_class, worker_plan
+from turnout.serving.launcher import SQLITE_THREADS, THREADS_PER_PROCESS, worker_class, worker_plan
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -26,4 +26,4 @@ def test_a_number_or_workers_flag_is_taken_as_given(make_settings) -> None:
 
 
 def test_the_buffering_worker_is_used_with_this_gunicorn() -> None:
-    assert worker_class() == "turnout.buffered_worker.BufferedThreadWorker"
+    assert worker_class() == "turnout.serving.gunicorn_worker.BufferedThreadWorker"

@@ -29,7 +29,7 @@ log = logging.getLogger("turnout.scheduler")
 
 def check_serve(settings: Settings, workers: int | None) -> None:
     """Refuse do_scheduler with more than one worker process, saying what to do instead."""
-    from turnout.server import worker_plan
+    from turnout.serving.launcher import worker_plan
 
     count = worker_plan(settings, workers)[0]  # what serve will run (threads = auto: 1 on SQLite)
     if settings.do_scheduler and count > 1:

@@ -27,7 +27,7 @@ from turnout.clock import Clock, SystemClock
 from turnout.config import Settings
 
 from .behaviour import plan_worker
-from .workers import SimulatedWorker
+from .driver import SimulatedWorker
 
 __all__ = ["ARRIVAL_DROPOUT", "ARRIVAL_PACE", "Arrivals", "option"]
 
@@ -75,13 +75,13 @@ class Arrivals:
         self._gap = 0.0
 
     def _post_with_service(self) -> str:
-        from .hits import post_hit
+        from .posting import post_hit
 
         return post_hit(self.settings, clock=self.clock, actor="simulation:arrivals")
 
     def ensure_hit(self) -> str | None:
         """Post a HIT when none is open; returns the new HIT's ID, or None."""
-        from .hits import DEMO_ASSIGNMENTS, DEMO_REWARD, open_hits
+        from .posting import DEMO_ASSIGNMENTS, DEMO_REWARD, open_hits
 
         if open_hits(self.state):
             return None

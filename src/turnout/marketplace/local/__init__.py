@@ -6,7 +6,8 @@ Start with ``create_app`` (WSGI), ``serve`` (standalone) or ``ThreadedMarketplac
 docs/marketplace.md.
 """
 
-from .clock import SharedManualClock
+from turnout.clock import SharedManualClock
+
 from .errors import (
     MarketplaceError,
     ParameterValidationError,
@@ -27,10 +28,10 @@ from .records import (
     Transaction,
     Worker,
 )
-from .server import MarketplaceApp, ThreadedMarketplace, create_app, serve
 from .state import FAULT_KINDS, MarketplaceState, StoreUnusable
 from .validation import OutputDrift, validate_output
-from .workers import WorkerSide, answer_xml, task_url
+from .worker_side import WorkerSide, answer_xml, task_url
+from .wsgi import MarketplaceApp, ThreadedMarketplace, create_app, serve
 
 __all__ = [
     "FAULT_KINDS",

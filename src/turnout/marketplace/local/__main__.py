@@ -6,11 +6,10 @@ import argparse
 import shlex
 import sys
 
-from turnout.clock import utcnow
+from turnout.clock import SharedManualClock, utcnow
 
-from .clock import SharedManualClock
-from .server import serve
 from .state import MarketplaceState, StoreUnusable
+from .wsgi import serve
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -38,7 +38,7 @@ from . import money
 from .protocol import MAX_BODY, is_unicode_clean, json_depth
 from .records import Hit
 from .state import FAULT_KINDS, MarketplaceState
-from .workers import WORKER_ATTRIBUTES
+from .worker_side import WORKER_ATTRIBUTES
 
 CONTROL_SECRET_HEADER = "X-Turnout-Control-Secret"
 MAX_DEPTH = 16  # control bodies are at most 3 levels deep ({"workers": [{...}]})

@@ -58,7 +58,7 @@ from .records import (
 )
 
 if TYPE_CHECKING:
-    from .workers import WorkerSide
+    from .worker_side import WorkerSide
 
 __all__ = ["FAULT_KINDS", "MarketplaceState", "StoreUnusable", "new_id"]
 
@@ -456,7 +456,7 @@ class MarketplaceState:
 
     @property
     def workers(self) -> WorkerSide:
-        from .workers import WorkerSide
+        from .worker_side import WorkerSide
 
         return WorkerSide(self)
 

@@ -30,7 +30,7 @@ from werkzeug.wrappers import Response
 
 from turnout.clock import Clock
 from turnout.marketplace.local import MarketplaceState, WorkerActionRefused, WorkerSide
-from turnout.marketplace.local.server import submit_cookie_name
+from turnout.marketplace.local.wsgi import submit_cookie_name
 
 __all__ = ["create_worker_site"]
 

@@ -336,7 +336,7 @@ class SimulatedWorker:
         submit_key = getattr(self.market, "submit_key", None)
         if submit_key is None:  # a marketplace stand-in without the proof
             return
-        from turnout.marketplace.local.server import submit_cookie_name
+        from turnout.marketplace.local.wsgi import submit_cookie_name
 
         root = urllib.parse.urlsplit(turk_submit_to)
         self.browser.set_cookie(turk_submit_to, submit_cookie_name(assignment_id), submit_key(assignment_id),

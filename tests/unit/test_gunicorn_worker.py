@@ -1,8 +1,8 @@
-"""When the buffering worker considers a request whole (turnout/buffered_worker.py)."""
+"""When the buffering worker considers a request whole (turnout/serving/gunicorn_worker.py)."""
 
 from __future__ import annotations
 
-from turnout.buffered_worker import BUFFER_LIMIT, HEADER_LIMIT, request_complete
+from turnout.serving.gunicorn_worker import BUFFER_LIMIT, HEADER_LIMIT, request_complete
 
 HEAD = b"PUT /sync/W:A HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
 

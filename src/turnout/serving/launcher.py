@@ -157,12 +157,12 @@ def worker_plan(settings: Settings, workers: int | None = None) -> tuple[int, in
 
 
 def worker_class() -> str:
-    """turnout's buffering gthread worker (turnout/buffered_worker.py), where this gunicorn
+    """turnout's buffering gthread worker (turnout/serving/gunicorn_worker.py), where this gunicorn
     has the hooks it builds on; plain gthread otherwise."""
     from gunicorn.workers.gthread import ThreadWorker
 
     if all(hasattr(ThreadWorker, name) for name in ("enqueue_req", "murder_pending", "handle")):
-        return "turnout.buffered_worker.BufferedThreadWorker"
+        return "turnout.serving.gunicorn_worker.BufferedThreadWorker"
     logging.getLogger("turnout").warning("this gunicorn has no hooks for request buffering; "
                                          "slow clients can hold worker threads")
     return "gthread"
