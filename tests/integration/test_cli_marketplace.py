@@ -132,7 +132,7 @@ def test_mode_prints_and_rewrites_config_keeping_comments(project: Path) -> None
 
 
 def test_set_launch_mode_adds_section_when_missing(tmp_path: Path) -> None:
-    from turnout.cli_marketplace import set_launch_mode
+    from turnout.cli.project import set_launch_mode
 
     config = tmp_path / "config.txt"
     config.write_text("[HIT Configuration]\ntitle = x")
@@ -197,7 +197,7 @@ def test_payment_summaries_show_fees_and_tables_are_readable(project: Path) -> N
 
 
 def test_worker_list_names_participant_statuses() -> None:
-    from turnout.cli_marketplace import _money, _status_name, _when
+    from turnout.cli.base import _money, _status_name, _when
 
     assert [_status_name(c) for c in (4, 5, 7, None)] == ["submitted", "credited", "bonused", ""]
     assert (_money("0.5"), _money(0.3), _money(None)) == ("0.50", "0.30", "")

@@ -316,7 +316,7 @@ def test_another_projects_assignments_and_hits_are_refused_and_its_bonuses_count
     rows = {row["assignmentId"]: row for row in hits.list_assignments(r.ctx)}
     row = rows[mine[0].assignment_id]
     assert (row["bonuses_paid"], row["bonuses_marketplace"], row["bonus_mismatch"]) == ([], ["0.25"], True)
-    from turnout.cli_marketplace import _bonus_paid
+    from turnout.cli.worker import _bonus_paid
 
     assert _bonus_paid(row) == "0.25 (ledger: none)"
     assert rows[mine[1].assignment_id]["bonus_mismatch"] is False

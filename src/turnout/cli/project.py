@@ -1,180 +1,34 @@
-"""The ``turnout`` command. Each command parses its arguments, calls one service, prints."""
+"""``turnout init``, ``db upgrade``, ``debug``, ``serve``, ``export`` and ``mode``: the
+project's own commands. Each parses its arguments, calls one service, prints."""
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import string
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import click
 
-from turnout.config import ConfigError, Settings, load_settings
-
-
-class CliError(click.ClickException):
-    """One clear line on standard error and exit status 1; never a traceback."""
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"turnout: {self.format_message()}", err=True)
-
-
-class UsageErrorLine(click.UsageError):
-    """A usage error as one line on standard error (exit status 2), naming where to get help."""
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"turnout: {self.format_message()}", err=True)
-
-
-def _one_line(exc: click.UsageError) -> click.UsageError:
-    if type(exc).show is not click.UsageError.show:  # already printed on one line
-        return exc
-    path = exc.ctx.command_path if exc.ctx else "turnout"
-    return UsageErrorLine(f"{exc.format_message()} (see '{path} --help')")
-
-
-class OneLineGroup(click.Group):
-    """Click prints usage errors as three lines; every turnout command prints one."""
-
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
-                     **extra: Any) -> click.Context:
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.UsageError as exc:
-            raise _one_line(exc) from None
-
-    def invoke(self, ctx: click.Context) -> Any:
-        if ctx.parent is None and "project" in ctx.params:
-            # The one place every command passes through: a command that needs a project
-            # stops here, before it parses its own arguments further or creates anything.
-            command = _command_to_run(self, ctx)
-            if command is not None and needs_project(command):
-                require_project(ctx.params["project"])
-        try:
-            return super().invoke(ctx)
-        except click.UsageError as exc:  # a subcommand's arguments, or an unknown command
-            raise _one_line(exc) from None
-
-
-def no_project(command: click.Command) -> click.Command:
-    """Mark a command that works outside a project folder (``init``, ``hash-password``-style
-    helpers). Every other command gets the "not a project" check before it runs, so a new
-    command module needs nothing to be safe outside a project::
-
-        @no_project
-        @main.command()
-        def hash_password(...): ...
-    """
-    command.needs_project = False  # type: ignore[attr-defined]
-    return command
-
-
-def needs_project(command: click.Command) -> bool:
-    return getattr(command, "needs_project", True)
-
-
-def _command_to_run(group: click.Group, ctx: click.Context) -> click.Command | None:
-    """The leaf command the rest of the command line names, or None when click will show help
-    or a usage error instead (no subcommand, an unknown name, ``--help`` anywhere)."""
-    protected = ctx._protected_args if hasattr(ctx, "_protected_args") else ctx.protected_args  # click < 8.2
-    rest = [*protected, *ctx.args]
-    if "--" in rest:
-        rest = rest[:rest.index("--")]
-    if any(arg in ("-h", "--help") for arg in rest):
-        return None
-    command: click.Command = group
-    while isinstance(command, click.Group):
-        if not rest:
-            return None
-        found = command.get_command(ctx, rest.pop(0))
-        if found is None:
-            return None
-        command = found
-    return command
-
-
-def require_project(project: str | Path) -> Path:
-    """Stop with one line unless ``project`` is a turnout/psiTurk project folder (it holds a
-    ``config.txt`` file). Run before anything is opened, so a command outside a project
-    creates no participants.db, marketplace store or log, and does not fall back to
-    defaults (sandbox mode, a fresh database) that would mislead the next command."""
-    folder = Path(project).absolute()
-    config = folder / "config.txt"
-    how = "name the project folder with -C DIR, or create one with `turnout init DIR`"
-    if not folder.is_dir():
-        what = "is a file, not a folder" if folder.exists() else "no such project folder"
-        raise CliError(f"{folder}: {what}; {how}")
-    if config.is_dir():
-        raise CliError(f"{config} is a folder, not a file; a project's settings live in the file config.txt")
-    if not config.exists():
-        raise CliError(f"{folder} is not a turnout (psiTurk) project: it has no config.txt; {how}")
-    if not os.access(config, os.R_OK):
-        raise CliError(f"{config}: cannot read it (permission denied)")
-    return folder
-
-
-def _settings(ctx: click.Context) -> Settings:
-    """The project's settings, for any command that needs a project (checks it is one first)."""
-    project = ctx.find_root().params.get("project", ctx.obj["project"])
-    require_project(project)
-    try:
-        return load_settings(project)
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
-
-
-def _database(settings: Settings) -> Any:
-    from turnout.db.engine import Database
-
-    try:
-        db = Database(settings.database_url, settings.tables)
-        db.ping()
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
-    except Exception as exc:  # a driver error: name the database, not the stack
-        url = settings.database_url.split("@")[-1]
-        raise CliError(f"cannot connect to the database ({url}): {str(exc).splitlines()[0]}") from None
-    return db
-
-
-@contextmanager
-def project_database(ctx: click.Context) -> Iterator[tuple[Settings, Any]]:
-    """The project's settings and database, which must be at turnout's current schema;
-    turnout errors raised inside become one-line exits."""
-    from turnout.db.migrate import is_current
-    from turnout.errors import TurnoutError
-
-    settings = _settings(ctx)
-    database = _database(settings)
-    try:
-        if not is_current(database):
-            raise CliError("the database is not at turnout's current schema; run `turnout db upgrade` first")
-        yield settings, database
-    except TurnoutError as exc:
-        raise CliError(exc.message) from None
-    finally:
-        database.dispose()
-
-
-@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-C", "--project", "project", default=".", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="The project folder.")
-@click.version_option(package_name="turnout")
-@click.pass_context
-def main(ctx: click.Context, project: Path) -> None:
-    """turnout: run psiTurk-format behavioural experiments and recruit participants."""
-    ctx.ensure_object(dict)
-    ctx.obj["project"] = project
+from turnout.cli.base import (
+    CliError,
+    _database,
+    _settings,
+    emit,
+    json_option,
+    mode_option,
+    no_project,
+)
+from turnout.config import MODES, ConfigError, Settings, load_settings
 
 
 @no_project
-@main.command()
+@click.command()
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--for-demo", is_flag=True, hidden=True, help="Leave out the next steps (make demo does them).")
 def init(directory: Path, for_demo: bool) -> None:
@@ -207,7 +61,7 @@ def init(directory: Path, for_demo: bool) -> None:
                    "  this password is shown only now; config.txt keeps only its hash")
 
 
-@main.group()
+@click.group()
 def db() -> None:
     """Database schema commands."""
 
@@ -247,7 +101,7 @@ def debug_url(settings: Settings, host: str | None = None, port: int | None = No
     return f"{base}?assignmentId={rand()}&hitId={rand()}&workerId={rand()}&mode=debug"
 
 
-@main.command()
+@click.command()
 @click.option("-p", "--print-only", is_flag=True, help="Accepted for psiTurk compatibility; turnout only prints.")
 @click.pass_context
 def debug(ctx: click.Context, print_only: bool) -> None:
@@ -255,7 +109,7 @@ def debug(ctx: click.Context, print_only: bool) -> None:
     click.echo(debug_url(_settings(ctx)))
 
 
-@main.command()
+@click.command()
 @click.option("--host", help="Interface to listen on (default: config host).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default: config port).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes (default: config threads).")
@@ -372,7 +226,7 @@ def _check_app_builds(settings: Settings) -> None:
     app.extensions["turnout"].db.dispose()  # workers open their own connections after the fork
 
 
-@main.command()
+@click.command()
 @click.option("--out", "out_dir", default=".", show_default=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write trialdata, eventdata and questiondata into.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
@@ -413,12 +267,67 @@ def export(ctx: click.Context, out_dir: Path, fmt: str, codeversion: str | None,
                    f"task data (not a JSON object, or nested too deeply): {shown}")
 
 
-import turnout.cli_accounts  # noqa: E402,F401  (turnout user/token/hash-password)
-import turnout.cli_local_marketplace  # noqa: E402,F401  (turnout marketplace env)
-import turnout.cli_marketplace  # noqa: E402,F401  (turnout hit/worker/ledger/balance/mode)
-import turnout.cli_reconcile  # noqa: E402,F401  (turnout reconcile)
-import turnout.cli_scheduler  # noqa: E402,F401  (turnout scheduler/campaign/task)
-from turnout import cli_simulate  # noqa: E402,F401  (turnout simulate)
+_SECTION_RE = re.compile(r"^\s*\[([^\]]+)\]\s*$")
+_KEY_RE = re.compile(r"^(\s*launch_in_mode\s*[=:]\s*)([^\r\n]*?)(\s*)$", re.IGNORECASE)
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
+
+def set_launch_mode(config_path: Path, mode: str) -> None:
+    """Rewrite ``[Shell Parameters] launch_in_mode`` in place, keeping every other line,
+    comments included; add the key (or the section) when missing."""
+    text = config_path.read_text(encoding="utf-8") if config_path.exists() else ""
+    lines = text.splitlines(keepends=True)
+    section = None
+    header_at = None
+    for index, line in enumerate(lines):
+        match = _SECTION_RE.match(line)
+        if match:
+            section = match.group(1).strip()
+            if section == "Shell Parameters":
+                header_at = index
+            continue
+        if section == "Shell Parameters":
+            key = _KEY_RE.match(line.rstrip("\r\n"))
+            if key:
+                ending = line[len(line.rstrip("\r\n")):]
+                lines[index] = f"{key.group(1)}{mode}{ending}"
+                config_path.write_text("".join(lines), encoding="utf-8")
+                return
+    newline = "\r\n" if "\r\n" in text else "\n"
+    if header_at is not None:
+        lines.insert(header_at + 1, f"launch_in_mode = {mode}{newline}")
+    else:
+        if lines and not lines[-1].endswith(("\n", "\r")):
+            lines[-1] += newline
+        lines.append(f"{newline if lines else ''}[Shell Parameters]{newline}launch_in_mode = {mode}{newline}")
+    config_path.write_text("".join(lines), encoding="utf-8")
+
+
+@click.command("mode")
+@click.argument("new_mode", required=False, type=click.Choice(MODES), metavar="[local|sandbox|live]")
+@mode_option
+@json_option
+@click.pass_context
+def mode_command(click_ctx: click.Context, new_mode: str | None, mode: str | None, as_json: bool) -> None:
+    """Print the project's marketplace mode, or set it (launch_in_mode in config.txt)."""
+    settings = _settings(click_ctx)
+    origin = settings.raw.where("Shell Parameters", "launch_in_mode").split(" [")[0]
+    if new_mode is None:
+        shown = mode or settings.default_mode
+        emit({"mode": shown, "source": "--mode" if mode else origin}, as_json,
+             lambda d: f"{d['mode']} (from {d['source']})")
+        return
+    config_path = settings.project_dir / "config.txt"
+    try:
+        set_launch_mode(config_path, new_mode)
+    except OSError as exc:
+        raise CliError(f"cannot write {config_path}: {exc.strerror}") from None
+    try:
+        after = load_settings(settings.project_dir)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    data = {"mode": after.default_mode, "source": "config.txt", "changed_from": settings.default_mode}
+    if after.default_mode != new_mode:
+        data["warning"] = (f"config.txt now says {new_mode}, but "
+                           f"{after.raw.where('Shell Parameters', 'launch_in_mode').split(' [')[0]} overrides it")
+    emit(data, as_json, lambda d: f"mode: {d['changed_from']} -> {new_mode} (config.txt)"
+         + (f"\nwarning: {d['warning']}" if d.get("warning") else ""))

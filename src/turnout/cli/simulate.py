@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from turnout.cli import CliError, _settings, main
+from turnout.cli.base import CliError, _settings
 from turnout.config import ConfigError, Settings
 
 
@@ -30,7 +30,7 @@ def _check_server(url: str) -> None:
                        "start the experiment server first (`turnout serve`) or fix ad_url_* in config.txt") from None
 
 
-@main.command()
+@click.command("simulate")
 @click.option("--workers", "count", type=click.IntRange(1, 10_000), default=8, show_default=True,
               help="How many simulated workers to send.")
 @click.option("--dropout", type=click.FloatRange(0, 1), default=0.2, show_default=True,

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from turnout.cli import CliError, main, no_project, project_database
+from turnout.cli.base import CliError, no_project, project_database
 from turnout.services.accounts import ROLES
 
 
@@ -33,7 +33,7 @@ _accounts_db = project_database  # settings and database at the current schema, 
 
 
 @no_project  # a password hash needs no project folder
-@main.command("hash-password")
+@click.command("hash-password")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def hash_password_cmd(password_stdin: bool) -> None:
     """Print a hash of a password, to put in config.txt as login_pw."""
@@ -47,7 +47,7 @@ def hash_password_cmd(password_stdin: bool) -> None:
     click.echo(hashed.replace("%", "%%"))
 
 
-@main.group("user")
+@click.group("user")
 def user_group() -> None:
     """Lab accounts for the dashboard (the config login is the first admin)."""
 
@@ -93,7 +93,7 @@ def user_remove(click_ctx: click.Context, name: str) -> None:
     click.echo(f"removed user {name}")
 
 
-@main.group("token")
+@click.group("token")
 def token_group() -> None:
     """API tokens for scripts (Authorization: Bearer <token>)."""
 

@@ -13,10 +13,8 @@ from typing import Any
 
 import click
 
-from turnout.cli import CliError, main, project_database
-from turnout.cli_marketplace import (
-    Command,
-    Group,
+from turnout.cli.base import (
+    CliError,
     _actor,
     _table,
     confirm,
@@ -24,6 +22,7 @@ from turnout.cli_marketplace import (
     json_option,
     market,
     mode_option,
+    project_database,
 )
 
 _db = project_database  # settings and database at the current schema, errors as one line
@@ -41,7 +40,7 @@ def _runner_note(database: Any) -> str:
 # --- turnout scheduler ---------------------------------------------------------------------------
 
 
-@main.command("scheduler", cls=Command)
+@click.command("scheduler")
 @click.option("--watch-pid", type=int, hidden=True, help="Stop when this process ends (used by turnout serve).")
 @click.option("--lease-seconds", type=click.IntRange(3, 3600), default=30, hidden=True,
               help="How long a silent runner keeps its lease (tests shorten it).")
@@ -97,7 +96,7 @@ def _alive(pid: int) -> bool:
 # --- turnout campaign ----------------------------------------------------------------------------
 
 
-@main.group("campaign", cls=Group)
+@click.group("campaign")
 def campaign_group() -> None:
     """Recruit to a goal of completed participants, in rounds of HITs of at most 9."""
 
@@ -222,7 +221,7 @@ def campaign_goal(click_ctx: click.Context, campaign_id: str, goal: str, as_json
 # --- turnout task -----------------------------------------------------------------------------------
 
 
-@main.group("task", cls=Group)
+@click.group("task")
 def task_group() -> None:
     """Scheduled tasks (approve-all), run by the runner at an interval."""
 

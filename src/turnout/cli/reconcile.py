@@ -13,8 +13,7 @@ from typing import Any
 
 import click
 
-from turnout.cli import CliError, main
-from turnout.cli_marketplace import Group, confirm, json_option, market, mode_option, yes_option
+from turnout.cli.base import CliError, confirm, json_option, market, mode_option, yes_option
 
 
 def _progress(done: int, total: int) -> None:
@@ -22,7 +21,7 @@ def _progress(done: int, total: int) -> None:
         click.echo(f"\rchecked {done}/{total} HITs", err=True, nl=done == total)
 
 
-@main.group("reconcile", cls=Group, invoke_without_command=True)
+@click.group("reconcile", invoke_without_command=True)
 @click.option("--codeversion", help="Only this experiment_code_version (default: every codeversion).")
 @mode_option
 @json_option

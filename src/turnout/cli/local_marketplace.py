@@ -15,17 +15,16 @@ import shlex
 
 import click
 
-from turnout.cli import CliError, _settings, main
-from turnout.cli_marketplace import Command, Group
+from turnout.cli.base import CliError, _settings
 from turnout.config import ConfigError
 
 
-@main.group("marketplace", cls=Group)
+@click.group("marketplace")
 def marketplace_group() -> None:
     """The offline (local) marketplace's access keys for your own scripts."""
 
 
-@marketplace_group.command("env", cls=Command)
+@marketplace_group.command("env")
 @click.option("--host", help="Host the server is reached at (default: config host; 0.0.0.0 means 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port (default: config port).")
 @click.option("--control", is_flag=True,
