@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -488,3 +489,40 @@ def check_database_writable(settings: Settings) -> None:
     except OSError as exc:
         raise ConfigError(f"{where}: the folder {folder} of the database {path.name} is read-only "
                           f"({exc.strerror}); SQLite writes its journal there; {how}") from None
+
+
+# --- rewriting config.txt ----------------------------------------------------------------
+
+_SECTION_RE = re.compile(r"^\s*\[([^\]]+)\]\s*$")
+_KEY_RE = re.compile(r"^(\s*launch_in_mode\s*[=:]\s*)([^\r\n]*?)(\s*)$", re.IGNORECASE)
+
+
+def set_launch_mode(config_path: Path, mode: str) -> None:
+    """Rewrite ``[Shell Parameters] launch_in_mode`` in place, keeping every other line,
+    comments included; add the key (or the section) when missing."""
+    text = config_path.read_text(encoding="utf-8") if config_path.exists() else ""
+    lines = text.splitlines(keepends=True)
+    section = None
+    header_at = None
+    for index, line in enumerate(lines):
+        match = _SECTION_RE.match(line)
+        if match:
+            section = match.group(1).strip()
+            if section == "Shell Parameters":
+                header_at = index
+            continue
+        if section == "Shell Parameters":
+            key = _KEY_RE.match(line.rstrip("\r\n"))
+            if key:
+                ending = line[len(line.rstrip("\r\n")):]
+                lines[index] = f"{key.group(1)}{mode}{ending}"
+                config_path.write_text("".join(lines), encoding="utf-8")
+                return
+    newline = "\r\n" if "\r\n" in text else "\n"
+    if header_at is not None:
+        lines.insert(header_at + 1, f"launch_in_mode = {mode}{newline}")
+    else:
+        if lines and not lines[-1].endswith(("\n", "\r")):
+            lines[-1] += newline
+        lines.append(f"{newline if lines else ''}[Shell Parameters]{newline}launch_in_mode = {mode}{newline}")
+    config_path.write_text("".join(lines), encoding="utf-8")

@@ -132,7 +132,7 @@ def test_mode_prints_and_rewrites_config_keeping_comments(project: Path) -> None
 
 
 def test_set_launch_mode_adds_section_when_missing(tmp_path: Path) -> None:
-    from turnout.cli.project import set_launch_mode
+    from turnout.config import set_launch_mode
 
     config = tmp_path / "config.txt"
     config.write_text("[HIT Configuration]\ntitle = x")

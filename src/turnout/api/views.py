@@ -7,11 +7,10 @@ from typing import Any
 from flask import g, jsonify, request, session
 
 from turnout.api import bp
+from turnout.config import MODES
 from turnout.dashboard.auth import api_error, current_principal, require_role, user_mode
 from turnout.dashboard.market import balance, state
 from turnout.errors import InvalidInput
-
-MODES = ("local", "sandbox", "live")
 
 
 def json_body() -> dict[str, Any]:

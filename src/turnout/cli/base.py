@@ -21,8 +21,6 @@ import click
 
 from turnout.config import MODES, ConfigError, Settings, load_settings
 
-ENDPOINT_ENV = "TURNOUT_MTURK_ENDPOINT"
-
 
 class CliError(click.ClickException):
     """One clear line on standard error and exit status 1; never a traceback."""
@@ -201,7 +199,7 @@ def market(click_ctx: click.Context, mode: str | None) -> Iterator[Any]:
     from turnout.clock import SystemClock
     from turnout.db.migrate import is_current
     from turnout.errors import TurnoutError
-    from turnout.marketplace.client import describe_client_error
+    from turnout.marketplace.client import ENDPOINT_ENV, describe_client_error
     from turnout.services.recruitment import MarketContext, open_marketplace
 
     settings = _settings(click_ctx)

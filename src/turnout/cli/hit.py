@@ -31,9 +31,6 @@ from turnout.cli.base import (
     yes_option,
 )
 
-SEARCH_URLS = {"sandbox": "https://workersandbox.mturk.com/projects?filters%5Bsearch_term%5D=",
-               "live": "https://worker.mturk.com/projects?filters%5Bsearch_term%5D="}
-
 
 @click.group("hit")
 def hit_group() -> None:
@@ -61,8 +58,7 @@ def hit_create(click_ctx: click.Context, n: str, reward: str, hours: str, requir
     Title, description, keywords, lifetime and qualifications come from config.txt
     [HIT Configuration]. Shows the cost with MTurk's fees and asks first.
     """
-    from turnout.services import hits, recruitment
-    from turnout.services.recruitment import money_str
+    from turnout.services import hits, money, recruitment
 
     count = _parsed(lambda: recruitment.parse_count(n, what="N (the number of assignments)"))
     _parsed(lambda: recruitment.parse_money(reward, what="REWARD", minimum=recruitment.MIN_REWARD))
@@ -71,22 +67,19 @@ def hit_create(click_ctx: click.Context, n: str, reward: str, hours: str, requir
         request = hits.build_hit_request(ctx, max_assignments=count, reward=reward, duration_hours=hours,
                                          require_qualification_ids=require, block_qualification_ids=block)
         cost = request.cost()
-        free = {"local": " (offline marketplace: no real money)", "sandbox": " (sandbox: no real money)"}
-        click.echo(f"{ctx.mode} HIT \"{request.title}\": {cost.assignments} assignment(s) x ${money_str(cost.reward)}"
-                   f" = ${money_str(cost.rewards)} + MTurk fees ${money_str(cost.fees)} "
-                   f"({int(cost.fee_rate * 100)}%) = ${money_str(cost.total)}{free.get(ctx.mode, '')}", err=as_json)
-        if cost.assignments >= hits.LARGE_HIT:
-            click.echo("  note: 10 or more assignments doubles MTurk's fee (40% instead of 20%)", err=as_json)
+        click.echo(money.hit_cost_line(ctx.mode, request.title, cost), err=as_json)
+        note = money.large_hit_note(cost)
+        if note:
+            click.echo(f"  {note}", err=as_json)
         prefix = "LIVE MTurk, real money: " if ctx.mode == "live" else ""
         confirm(f"{prefix}create this HIT?", yes)
         created = hits.create_hit(ctx, max_assignments=count, reward=reward, duration_hours=hours,
                                   require_qualification_ids=require, block_qualification_ids=block,
                                   request_key=request_key, confirm_live=True)
         created["mode"] = ctx.mode
-        if ctx.mode in SEARCH_URLS:
-            from urllib.parse import quote_plus
-
-            created["worker_search_url"] = SEARCH_URLS[ctx.mode] + quote_plus(request.title)
+        search = hits.worker_search_url(ctx.mode, request.title)
+        if search:
+            created["worker_search_url"] = search
 
     def text(d: dict[str, Any]) -> str:
         lines = [f"{'already created' if d['repeat'] else 'created'} {d['mode']} HIT {d['hit_id']}"]

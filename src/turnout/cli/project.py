@@ -4,7 +4,6 @@ project's own commands. Each parses its arguments, calls one service, prints."""
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import shutil
 import string
@@ -24,7 +23,7 @@ from turnout.cli.base import (
     mode_option,
     no_project,
 )
-from turnout.config import MODES, ConfigError, Settings, load_settings
+from turnout.config import MODES, ConfigError, Settings, load_settings, set_launch_mode
 
 
 @no_project
@@ -265,41 +264,6 @@ def export(ctx: click.Context, out_dir: Path, fmt: str, codeversion: str | None,
         shown = ", ".join(result.unreadable[:5]) + (", ..." if len(result.unreadable) > 5 else "")
         click.echo(f"left out {len(result.unreadable)} participants whose stored data is not readable "
                    f"task data (not a JSON object, or nested too deeply): {shown}")
-
-
-_SECTION_RE = re.compile(r"^\s*\[([^\]]+)\]\s*$")
-_KEY_RE = re.compile(r"^(\s*launch_in_mode\s*[=:]\s*)([^\r\n]*?)(\s*)$", re.IGNORECASE)
-
-
-def set_launch_mode(config_path: Path, mode: str) -> None:
-    """Rewrite ``[Shell Parameters] launch_in_mode`` in place, keeping every other line,
-    comments included; add the key (or the section) when missing."""
-    text = config_path.read_text(encoding="utf-8") if config_path.exists() else ""
-    lines = text.splitlines(keepends=True)
-    section = None
-    header_at = None
-    for index, line in enumerate(lines):
-        match = _SECTION_RE.match(line)
-        if match:
-            section = match.group(1).strip()
-            if section == "Shell Parameters":
-                header_at = index
-            continue
-        if section == "Shell Parameters":
-            key = _KEY_RE.match(line.rstrip("\r\n"))
-            if key:
-                ending = line[len(line.rstrip("\r\n")):]
-                lines[index] = f"{key.group(1)}{mode}{ending}"
-                config_path.write_text("".join(lines), encoding="utf-8")
-                return
-    newline = "\r\n" if "\r\n" in text else "\n"
-    if header_at is not None:
-        lines.insert(header_at + 1, f"launch_in_mode = {mode}{newline}")
-    else:
-        if lines and not lines[-1].endswith(("\n", "\r")):
-            lines[-1] += newline
-        lines.append(f"{newline if lines else ''}[Shell Parameters]{newline}launch_in_mode = {mode}{newline}")
-    config_path.write_text("".join(lines), encoding="utf-8")
 
 
 @click.command("mode")

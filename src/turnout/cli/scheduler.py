@@ -121,19 +121,18 @@ def campaign_create(click_ctx: click.Context, goal: str, per_round: str, interva
                     budget: str | None, codeversion: str | None, yes: bool, mode: str | None, as_json: bool) -> None:
     """Start a campaign: its first round runs as soon as a runner sees it."""
     from turnout.clock import SystemClock
-    from turnout.services import campaigns
+    from turnout.services import campaigns, money
 
     options = {"goal": goal, "per_round": per_round, "interval_minutes": interval, "reward": reward,
                "duration_hours": duration, "budget": budget, "mode": mode, "codeversion": codeversion}
     with _db(click_ctx) as (settings, database):
         checked = campaigns.plan(database, settings, **options)
-        free = {"local": " (offline marketplace: no real money)", "sandbox": " (sandbox: no real money)"}
         first = " + ".join(str(n) for n in checked.first_round)
         lines = [
             f"{checked.mode} campaign for codeversion {checked.codeversion}: goal {checked.goal} completed "
             f"({checked.completed} so far), up to {checked.per_round} assignment(s) every "
             f"{checked.interval_minutes} minute(s), ${checked.reward} each, {checked.duration_hours:g} h to do it"
-            f"{free.get(checked.mode, '')}",
+            f"{money.no_real_money(checked.mode)}",
             f"  first round: HITs of {first} assignment(s) = ${checked.first_round_cost()} with MTurk's fees",
             f"  the whole goal, if every assignment completes: ${checked.full_cost()} with fees"
             + (f"; budget ${checked.budget}" if checked.budget is not None else "; no budget limit"),

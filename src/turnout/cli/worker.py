@@ -29,7 +29,6 @@ from turnout.cli.base import (
     other_projects_option,
     yes_option,
 )
-from turnout.config import Settings
 
 
 @click.group("worker")
@@ -86,20 +85,13 @@ def _target_args(all_: bool, hit_id: str | None, ids: tuple[str, ...], *, allow_
         raise CliError(f"give exactly one of {options}")
 
 
-def _paid_line(result: Any) -> str:
-    """What a run paid, as ``hit create`` announces it: to workers, MTurk's fees, total."""
-    from turnout.services.recruitment import money_str
-
-    free = {"local": " (offline marketplace: no real money)", "sandbox": " (sandbox: no real money)"}
-    return (f"; paid ${money_str(result.paid)} to workers + MTurk fees ${money_str(result.fees)} = "
-            f"${money_str(result.total)}{free.get(result.mode, '')}")
-
-
 def _batch(result: Any, as_json: bool) -> None:
+    from turnout.services.money import paid_line
+
     def text(r: Any) -> str:
         lines = [f"{i.assignment_id}: {i.outcome}: {i.message}" for i in r.items]
         counts = ", ".join(f"{n} {k}" for k, n in sorted(r.counts().items())) or "nothing to do"
-        lines.append(f"{r.action} ({r.mode}): {counts}" + (_paid_line(r) if r.paid else ""))
+        lines.append(f"{r.action} ({r.mode}): {counts}" + (paid_line(r) if r.paid else ""))
         return "\n".join(lines)
 
     if as_json:
@@ -218,8 +210,7 @@ def worker_bonus(click_ctx: click.Context, amount: str | None, auto: bool, reaso
     if amount is not None:
         _parsed(lambda: recruitment.parse_money(amount, what="--amount"))
     _target_args(all_, hit_id, assignment_ids)
-    settings: Settings = _settings(click_ctx)
-    reason = reason or (settings.get("Shell Parameters", "bonus_message", fallback="") or "")
+    reason = payments.default_bonus_reason(_settings(click_ctx), reason)
     if not reason.strip():
         raise CliError("--reason is required (or set [Shell Parameters] bonus_message); MTurk shows it to the worker")
     value: str = payments.AUTO if auto else str(amount)

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 
+from turnout.config import MODES
 from turnout.dashboard.auth import (
     current_principal,
     guard_request,
@@ -21,8 +22,6 @@ from turnout.services.participant_table import status_name
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates",
                static_folder="static/dashboard", static_url_path="/static")
 bp.before_request(guard_request)
-
-MODES = ("local", "sandbox", "live")
 
 
 @bp.context_processor

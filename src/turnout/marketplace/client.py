@@ -23,6 +23,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from turnout.config import MODES
+
 if TYPE_CHECKING:
     from mypy_boto3_mturk import MTurkClient  # optional stubs; not a dependency
 else:
@@ -36,7 +38,6 @@ ENDPOINTS = {
     "live": "https://mturk-requester.us-east-1.amazonaws.com",
     "sandbox": "https://mturk-requester-sandbox.us-east-1.amazonaws.com",
 }
-MODES = ("live", "sandbox", "local")
 # Where a researcher's own script (and make_client, when given no endpoint) finds the offline
 # marketplace; `turnout marketplace env` prints it beside the project's key pair.
 ENDPOINT_ENV = "TURNOUT_MTURK_ENDPOINT"

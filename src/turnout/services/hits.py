@@ -57,6 +57,8 @@ MAX_QUALIFICATIONS = 10  # CreateHIT accepts 0-10 QualificationRequirements (MTU
 LARGE_HIT = 10  # 10+ assignments: +20% fee, and a <10 HIT can never grow to 10+
 _HIT_ID = re.compile(r"\b([A-Z0-9]{20,64})\b")
 REPEAT_PURPOSE = "block_repeat"
+WORKER_SEARCH = {"sandbox": "https://workersandbox.mturk.com/projects?filters%5Bsearch_term%5D=",
+                 "live": "https://worker.mturk.com/projects?filters%5Bsearch_term%5D="}
 
 
 # --- the request psiTurk would build -------------------------------------------------
@@ -162,6 +164,14 @@ def ad_url(settings: Settings, mode: str) -> str:
     except ConfigError as exc:
         raise InvalidInput(str(exc)) from None
     return f"{base}{'&' if '?' in base else '?'}mode={mode}"
+
+
+def worker_search_url(mode: str, title: str) -> str | None:
+    """Where a worker finds the HIT by its title on MTurk's worker site; None offline."""
+    from urllib.parse import quote_plus
+
+    site = WORKER_SEARCH.get(mode)
+    return site + quote_plus(title) if site else None
 
 
 def external_question(url: str) -> str:

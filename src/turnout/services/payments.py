@@ -802,6 +802,13 @@ AUTO = "auto"
 OVERRIDE_FLAG = "--override-bonused-status"
 
 
+def default_bonus_reason(settings: Any, reason: str | None) -> str:
+    """The reason shown to the worker: the one given, else ``[Shell Parameters]
+    bonus_message`` (psiTurk's default); "" when neither is set (MTurk refuses a bonus
+    without one, so callers ask for it)."""
+    return reason or (settings.get("Shell Parameters", "bonus_message", fallback="") or "")
+
+
 def auto_amount(value: Any) -> Decimal | None:
     """The participant's ``bonus`` column as dollars, or None when it is 0 or unset.
 
