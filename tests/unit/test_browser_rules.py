@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from turnout.experiment.routes import browser_excluded
+from turnout.services.browsers import browser_excluded
 
 CHROME = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
           "Chrome/120.0.0.0 Safari/537.36")

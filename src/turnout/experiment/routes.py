@@ -32,6 +32,7 @@ from turnout.errors import InvalidInput, NotFound
 from turnout.experiment.errors import ExperimentError
 from turnout.experiment.status import COMPLETED_STATUSES, Outcome
 from turnout.services import participants as svc
+from turnout.services.browsers import browser_excluded
 from turnout.services.participants import ExperimentContext, RequestInfo
 
 bp = Blueprint("experiment", __name__)
@@ -139,22 +140,6 @@ def insert_mode(source: str, page: str) -> str:
 
 def _project_template(name: str) -> str:
     return (ctx().project.templates_dir / name).read_text(encoding="utf-8")
-
-
-def browser_excluded(rules: tuple[str, ...], ua_string: str) -> bool:
-    ua = parse_user_agent(ua_string)
-    checks = {"mobile": ua.is_mobile, "tablet": ua.is_tablet, "touchcapable": ua.is_touch_capable,
-              "pc": ua.is_pc, "bot": ua.is_bot}
-    for rule in rules:
-        if rule in checks:
-            if checks[rule]:
-                return True
-        elif rule.lower() == "safari":
-            if "Safari" in ua_string and "Chrome" not in ua_string:
-                return True
-        elif rule and rule in ua_string:
-            return True
-    return False
 
 
 # --- pages -----------------------------------------------------------------------------
@@ -332,12 +317,12 @@ def quitter() -> Any:
     uniqueid = form_uniqueid()
     if not uniqueid:
         raise InvalidInput("the form field uniqueId is required")
-    if svc.is_debug_id(uniqueid):
-        return jsonify(status="didn't mark as quitter since this is debugging")
     try:
         outcome = svc.quit_experiment(ctx(), uniqueid, offered_tokens(uniqueid))
     except NotFound:
         raise ExperimentError("tried_to_quit") from None
+    if outcome is None:
+        return jsonify(status="didn't mark as quitter since this is debugging")
     if outcome is Outcome.REFUSED:
         return jsonify(status="not marked as quitter: this participant has already finished")
     return jsonify(status="marked as quitter")

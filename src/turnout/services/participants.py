@@ -615,7 +615,11 @@ def enter_experiment(ctx: ExperimentContext, uniqueid: str, offered: Iterable[st
     return _change_status(ctx, uniqueid, Status.STARTED, reason="inexp", offered=offered, stamp="beginexp")[0]
 
 
-def quit_experiment(ctx: ExperimentContext, uniqueid: str, offered: Iterable[str | None]) -> Outcome:
+def quit_experiment(ctx: ExperimentContext, uniqueid: str, offered: Iterable[str | None]) -> Outcome | None:
+    """Mark a participant who left early (/quitter); None for a debug run, which is never
+    marked as a quitter (psiTurk's rule), whether or not it has a row."""
+    if is_debug_id(uniqueid):
+        return None
     return _change_status(ctx, uniqueid, Status.QUITEARLY, reason="quitter", offered=offered)[0]
 
 
