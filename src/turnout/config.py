@@ -175,6 +175,72 @@ class TableNames:
 
 
 @dataclass(frozen=True)
+class ByMode:
+    """One ``[HIT Configuration]`` key per marketplace mode (``require_quals_<mode>``...)."""
+
+    local: str = ""
+    sandbox: str = ""
+    live: str = ""
+
+    def __getitem__(self, mode: str) -> str:
+        return str(getattr(self, mode))
+
+
+@dataclass(frozen=True)
+class HitSettings:
+    """``[HIT Configuration]``, read and checked once, when the settings are loaded: what
+    every HIT of the project is posted with (turnout.services.hits builds the request)."""
+
+    title: str = ""
+    description: str = ""
+    keywords: str = ""
+    lifetime: str = "24"  # hours; MTurk's bounds are checked where the request is built
+    approve_requirement: int = 95
+    number_hits_approved: int = 0
+    require_master_workers: bool = False
+    us_only: bool = True
+    require_quals: ByMode = ByMode()
+    block_quals: ByMode = ByMode()
+    advanced_quals_path: ByMode = ByMode()
+
+
+def read_hit_settings(raw: RawConfig) -> HitSettings:
+    """``[HIT Configuration]`` typed; a bad value raises ConfigError naming where it was set.
+
+    A key that is missing or empty takes its default. ``<key>_<mode>`` keys: local mode
+    rehearses the sandbox (``<key>_local`` if set, else ``<key>_sandbox``); psiTurk's
+    deprecated unsuffixed key was already copied over both suffixed ones (_BACK_COMPAT).
+    """
+    section = "HIT Configuration"
+
+    def text(key: str, default: str = "", *, raw_text: bool = False) -> str:
+        return raw.text(section, key, raw=raw_text) if raw.has_option(section, key) else default
+
+    def integer(key: str, default: int) -> int:
+        return raw.integer(section, key) if text(key) else default
+
+    def boolean(key: str, default: bool) -> bool:
+        return raw.boolean(section, key) if text(key) else default
+
+    def by_mode(base: str) -> ByMode:
+        sandbox = text(f"{base}_sandbox")
+        return ByMode(local=text(f"{base}_local") or sandbox, sandbox=sandbox, live=text(f"{base}_live"))
+
+    lifetime = text("lifetime", "24")
+    if lifetime:
+        raw.number(section, "lifetime", minimum=0)
+    return HitSettings(
+        title=text("title", raw_text=True), description=text("description", raw_text=True),
+        keywords=text("keywords"), lifetime=lifetime,
+        approve_requirement=integer("approve_requirement", 95),
+        number_hits_approved=integer("number_hits_approved", 0),
+        require_master_workers=boolean("require_master_workers", False), us_only=boolean("us_only", True),
+        require_quals=by_mode("require_quals"), block_quals=by_mode("block_quals"),
+        advanced_quals_path=by_mode("advanced_quals_path"),
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything turnout needs from the configuration, typed and checked."""
 
@@ -208,6 +274,7 @@ class Settings:
     default_mode: str
     marketplace_store: Path
     simulate_arrival_rate: float
+    hit: HitSettings = HitSettings()
 
     def get(self, section: str, key: str, fallback: str | None = None) -> str | None:
         """Read any raw option (custom keys included), as psiTurk's config.get does."""
@@ -402,6 +469,7 @@ def load_settings(project_dir: str | Path = ".", environ: Mapping[str, str] | No
         default_mode=mode,
         marketplace_store=store if store.is_absolute() else project / store,
         simulate_arrival_rate=raw.number("Marketplace", "simulate_arrival_rate", minimum=0),
+        hit=read_hit_settings(raw),
     )
 
 

@@ -52,6 +52,17 @@ class Recruiting:
         return MarketContext(db=db or self.ctx.db, settings=self.ctx.settings, clock=self.clock, mode="local",
                              client=client or local_client(self.market), actor=actor)
 
+    def set_hit_config(self, key: str, value: str) -> None:
+        """Change one [HIT Configuration] key, as editing config.txt and restarting would
+        (the section is read once, when the settings are loaded)."""
+        from dataclasses import replace
+
+        from turnout.config import read_hit_settings
+
+        raw = self.ctx.settings.raw
+        raw.set("HIT Configuration", key, value)
+        self.ctx = replace(self.ctx, settings=replace(self.ctx.settings, hit=read_hit_settings(raw)))
+
     def new_database(self) -> Database:
         return Database(self.ctx.settings.database_url, self.ctx.settings.tables)
 

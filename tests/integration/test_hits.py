@@ -115,11 +115,11 @@ def test_block_repeat_workers_keeps_past_participants_out_of_new_hits(
 
 def test_config_errors_are_input_errors(recruiting: Recruiting) -> None:
     r = recruiting
-    r.ctx.settings.raw.set("HIT Configuration", "advanced_quals_path_sandbox", "missing.json")
+    r.set_hit_config("advanced_quals_path_sandbox", "missing.json")
     with pytest.raises(InvalidInput, match="cannot read"):
         hits.build_hit_request(r.ctx, max_assignments=1, reward="1.00", duration_hours=1)
     (r.ctx.settings.project_dir / "quals.json").write_text('{"not": "a list"}')
-    r.ctx.settings.raw.set("HIT Configuration", "advanced_quals_path_sandbox", "quals.json")
+    r.set_hit_config("advanced_quals_path_sandbox", "quals.json")
     with pytest.raises(InvalidInput, match="JSON list"):
         hits.build_hit_request(r.ctx, max_assignments=1, reward="1.00", duration_hours=1)
     for bad in ({"max_assignments": 0}, {"reward": "1.001"}, {"duration_hours": "0"}):

@@ -165,3 +165,11 @@ def test_serve_without_config_txt_says_so(tmp_path: Path) -> None:
     assert result.output == (f"turnout: {tmp_path} is not a turnout (psiTurk) project: it has no config.txt; "
                              "name the project folder with -C DIR, or create one with `turnout init DIR`\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_hit_configuration_value_stops_start_up_naming_it(serve) -> None:
+    """[HIT Configuration] is checked once, when the settings load, not at the first HIT."""
+    code, line = serve(us_only="maybe")
+    assert code == 1
+    assert line == ("turnout: environment variable TURNOUT_US_ONLY [HIT Configuration] us_only: "
+                    "expected true or false, got 'maybe'")

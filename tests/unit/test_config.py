@@ -286,6 +286,10 @@ def test_unparseable_config_file_names_the_file(load, project_dir: Path) -> None
     ("TURNOUT_MAX_REQUEST_BYTES", "10", "[Server Parameters] max_request_bytes"),
     ("TURNOUT_TABLE_NAME", "drop table;", "[Database Parameters] table_name"),
     ("TURNOUT_PARTICIPANT_TOKENS", "sometimes", "[Task Parameters] participant_tokens"),
+    ("TURNOUT_APPROVE_REQUIREMENT", "most", "[HIT Configuration] approve_requirement"),
+    ("TURNOUT_US_ONLY", "maybe", "[HIT Configuration] us_only"),
+    ("TURNOUT_REQUIRE_MASTER_WORKERS", "perhaps", "[HIT Configuration] require_master_workers"),
+    ("TURNOUT_LIFETIME", "a day", "[HIT Configuration] lifetime"),
 ])
 def test_bad_typed_value_names_variable_section_and_key(load, key: str, value: str, where: str) -> None:
     message = config_error(load, **{key: value})
@@ -295,3 +299,14 @@ def test_bad_typed_value_names_variable_section_and_key(load, key: str, value: s
 def test_missing_project_folder_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such project folder"):
         load_settings(tmp_path / "nowhere", environ={})
+
+
+def test_hit_configuration_is_typed_once_with_local_rehearsing_the_sandbox(load, project_dir: Path) -> None:
+    set_config(project_dir, "HIT Configuration", "block_quals_local", "L1")
+    hit = load(TURNOUT_APPROVE_REQUIREMENT="90", TURNOUT_US_ONLY="false", TURNOUT_REQUIRE_QUALS_SANDBOX="SBX",
+               TURNOUT_BLOCK_QUALS_SANDBOX="B1", TURNOUT_BLOCK_QUALS_LIVE="LV").hit
+    assert (hit.approve_requirement, hit.number_hits_approved, hit.us_only, hit.require_master_workers) == (
+        90, 0, False, False)
+    assert (hit.require_quals["local"], hit.require_quals["sandbox"], hit.require_quals["live"]) == ("SBX", "SBX", "")
+    assert (hit.block_quals["local"], hit.block_quals["sandbox"], hit.block_quals["live"]) == ("L1", "B1", "LV")
+    assert load(TURNOUT_APPROVE_REQUIREMENT="").hit.approve_requirement == 95  # empty: psiTurk's default

@@ -77,13 +77,7 @@ def split(assignments: int) -> list[int]:
 
 def masters_required(settings: Settings) -> bool:
     """Masters add 5% to MTurk's fee, so cost previews must know."""
-    raw = settings.raw
-    if not raw.has_option("HIT Configuration", "require_master_workers"):
-        return False
-    try:
-        return raw.boolean("HIT Configuration", "require_master_workers")
-    except Exception:  # an invalid value is reported when a HIT is built
-        return False
+    return settings.hit.require_master_workers
 
 
 def hit_cost(assignments: int, reward: Decimal, masters: bool) -> Decimal:

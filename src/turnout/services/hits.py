@@ -64,45 +64,6 @@ WORKER_SEARCH = {"sandbox": "https://workersandbox.mturk.com/projects?filters%5B
 # --- the request psiTurk would build -------------------------------------------------
 
 
-def _cfg(settings: Settings, key: str, *, raw: bool = False, default: str = "") -> str:
-    if not settings.raw.has_option(SECTION, key):
-        return default
-    try:
-        return settings.raw.text(SECTION, key, raw=raw)
-    except ConfigError as exc:
-        raise InvalidInput(str(exc)) from None
-
-
-def _cfg_int(settings: Settings, key: str, default: int) -> int:
-    if not settings.raw.has_option(SECTION, key) or not _cfg(settings, key):
-        return default
-    try:
-        return settings.raw.integer(SECTION, key)
-    except ConfigError as exc:
-        raise InvalidInput(str(exc)) from None
-
-
-def _cfg_bool(settings: Settings, key: str, default: bool = False) -> bool:
-    if not settings.raw.has_option(SECTION, key) or not _cfg(settings, key):
-        return default
-    try:
-        return settings.raw.boolean(SECTION, key)
-    except ConfigError as exc:
-        raise InvalidInput(str(exc)) from None
-
-
-def _mode_key(settings: Settings, base: str, mode: str) -> str:
-    """``<base>_<mode>``. Local mode rehearses the sandbox: ``_local`` if set, else ``_sandbox``.
-
-    The deprecated unsuffixed key was already copied over both suffixed keys when set, as
-    psiTurk does (config.py's back-compat step).
-    """
-    if mode == "local":
-        local = _cfg(settings, f"{base}_local")
-        return local if local else _cfg(settings, f"{base}_sandbox")
-    return _cfg(settings, f"{base}_{mode}")
-
-
 def _id_list(text: str) -> list[str]:
     # psiTurk split without stripping, so "a, b" sent " b"; empty items are skipped here.
     return [part.strip() for part in text.split(",") if part.strip()]
@@ -110,7 +71,7 @@ def _id_list(text: str) -> list[str]:
 
 def advanced_qualifications(settings: Settings, mode: str) -> list[dict[str, Any]]:
     """The JSON list of requirement dicts named by ``advanced_quals_path_<mode>``, verbatim."""
-    path_text = _mode_key(settings, "advanced_quals_path", mode)
+    path_text = settings.hit.advanced_quals_path[mode]
     if not path_text:
         return []
     path = settings.project_dir / path_text
@@ -138,17 +99,17 @@ def qualification_requirements(settings: Settings, mode: str, *, require_ids: Se
     """
     quals: list[dict[str, Any]] = [
         {"QualificationTypeId": PERCENT_APPROVED, "Comparator": "GreaterThanOrEqualTo",
-         "IntegerValues": [_cfg_int(settings, "approve_requirement", 95)]},
+         "IntegerValues": [settings.hit.approve_requirement]},
         {"QualificationTypeId": NUMBER_APPROVED, "Comparator": "GreaterThanOrEqualTo",
-         "IntegerValues": [_cfg_int(settings, "number_hits_approved", 0)]},
+         "IntegerValues": [settings.hit.number_hits_approved]},
     ]
-    if _cfg_bool(settings, "require_master_workers"):
+    if settings.hit.require_master_workers:
         quals.append({"QualificationTypeId": MASTERS[mode], "Comparator": "Exists"})
-    if _cfg_bool(settings, "us_only", True):
+    if settings.hit.us_only:
         quals.append({"QualificationTypeId": LOCALE, "Comparator": "EqualTo", "LocaleValues": [{"Country": "US"}]})
-    for qid in [*require_ids, *_id_list(_mode_key(settings, "require_quals", mode))]:
+    for qid in [*require_ids, *_id_list(settings.hit.require_quals[mode])]:
         quals.append({"QualificationTypeId": qid, "Comparator": "Exists"})
-    for qid in [*block_ids, *_id_list(_mode_key(settings, "block_quals", mode)), *extra_block_ids]:
+    for qid in [*block_ids, *_id_list(settings.hit.block_quals[mode]), *extra_block_ids]:
         quals.append({"QualificationTypeId": qid, "Comparator": "DoesNotExist"})
     quals.extend(advanced_qualifications(settings, mode))
     if len(quals) > MAX_QUALIFICATIONS:
@@ -241,10 +202,10 @@ def build_hit_request(ctx: MarketContext, *, max_assignments: int, reward: Any, 
     max_assignments = parse_count(max_assignments, what="the number of assignments")
     amount = parse_money(reward, what="reward", minimum=MIN_REWARD)
     duration = parse_hours(duration_hours, what="the assignment duration (hours)", bounds=DURATION_SECONDS)
-    lifetime_text = _cfg(s, "lifetime", default="24")
+    lifetime_text = s.hit.lifetime
     lifetime = parse_hours(lifetime_text, what=f"[{SECTION}] lifetime (hours)", bounds=LIFETIME_SECONDS)
-    title = _cfg(s, "title", raw=True)
-    description = _cfg(s, "description", raw=True)
+    title = s.hit.title
+    description = s.hit.description
     if not title or not description:
         raise InvalidInput(f"config.txt [{SECTION}] title and description must be set to post a HIT")
     quals = qualification_requirements(
@@ -252,7 +213,7 @@ def build_hit_request(ctx: MarketContext, *, max_assignments: int, reward: Any, 
         extra_block_ids=[repeat_block_id] if repeat_block_id else [])
     annotation = f"turnout study={ctx.study} codeversion={ctx.codeversion} project={s.project_dir.name}"[:255]
     return HitRequest(
-        title=title, description=description, keywords=_cfg(s, "keywords"), reward=amount,
+        title=title, description=description, keywords=s.hit.keywords, reward=amount,
         max_assignments=max_assignments, lifetime_seconds=lifetime,
         duration_seconds=duration, qualifications=quals,
         question=external_question(ad_url(s, ctx.mode)), annotation=annotation,
