@@ -202,6 +202,8 @@ class HitSettings:
     require_quals: ByMode = ByMode()
     block_quals: ByMode = ByMode()
     advanced_quals_path: ByMode = ByMode()
+    block_repeat_workers: bool = False
+    block_repeat_workers_name: str = ""
 
 
 def read_hit_settings(raw: RawConfig) -> HitSettings:
@@ -237,6 +239,8 @@ def read_hit_settings(raw: RawConfig) -> HitSettings:
         require_master_workers=boolean("require_master_workers", False), us_only=boolean("us_only", True),
         require_quals=by_mode("require_quals"), block_quals=by_mode("block_quals"),
         advanced_quals_path=by_mode("advanced_quals_path"),
+        block_repeat_workers=boolean("block_repeat_workers", False),
+        block_repeat_workers_name=text("block_repeat_workers_name"),
     )
 
 

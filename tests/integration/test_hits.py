@@ -93,7 +93,7 @@ def test_extend_refuses_under_ten_to_ten_or_more_before_calling(recruiting: Recr
 def test_block_repeat_workers_keeps_past_participants_out_of_new_hits(
         recruiting: Recruiting, make_settings, database_url: str) -> None:
     r = recruiting
-    r.ctx.settings.raw.set("HIT Configuration", "block_repeat_workers", "true")
+    r.set_hit_config("block_repeat_workers", "true")
     first = r.create_hit(assignments=3)
     (a,) = r.submitted_assignments(first, 1)
     r.add_participant(a)

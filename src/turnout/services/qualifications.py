@@ -14,30 +14,21 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from turnout.config import ConfigError
-from turnout.errors import InvalidInput, TurnoutError
+from turnout.errors import TurnoutError
 from turnout.experiment.status import Status
 from turnout.services import audit
 from turnout.services.recruitment import MarketContext, classify, paginate
 
-SECTION = "HIT Configuration"
 PURPOSE = "block_repeat"
 
 
 def block_repeat_enabled(ctx: MarketContext) -> bool:
-    raw = ctx.settings.raw
-    if not raw.has_option(SECTION, "block_repeat_workers") or not raw.text(SECTION, "block_repeat_workers"):
-        return False
-    try:
-        return raw.boolean(SECTION, "block_repeat_workers")
-    except ConfigError as exc:
-        raise InvalidInput(str(exc)) from None
+    return ctx.settings.hit.block_repeat_workers
 
 
 def qualification_name(ctx: MarketContext) -> str:
-    raw = ctx.settings.raw
-    if raw.has_option(SECTION, "block_repeat_workers_name") and raw.text(SECTION, "block_repeat_workers_name"):
-        return raw.text(SECTION, "block_repeat_workers_name")
+    if ctx.settings.hit.block_repeat_workers_name:
+        return ctx.settings.hit.block_repeat_workers_name
     return f"turnout: took part in {ctx.settings.project_dir.name} ({ctx.study})"[:255]
 
 
