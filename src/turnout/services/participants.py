@@ -11,7 +11,6 @@ from __future__ import annotations
 import enum
 import hmac
 import json
-import math
 import random
 import re
 import secrets
@@ -28,6 +27,8 @@ from sqlalchemy.orm import Session
 from turnout import events
 from turnout.clock import Clock
 from turnout.config import Settings
+from turnout.datastring import holds_overflowing_number
+from turnout.datastring import parse as parse_stored
 from turnout.db.engine import Database
 from turnout.db.locks import locked_session
 from turnout.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
@@ -328,34 +329,12 @@ def load_data(ctx: ExperimentContext, uniqueid: str, offered: Iterable[str | Non
         if participant is None:
             raise NotFound(f"no participant {uniqueid!r}")
         _require_token(ctx, participant, offered)
-        data = _readable_stored(participant.datastring)
+        data = parse_stored(participant.datastring)
         if isinstance(data, dict):
             return data
         return {"condition": participant.cond, "counterbalance": participant.counterbalance,
                 "assignmentId": participant.assignmentid, "workerId": participant.workerid,
                 "hitId": participant.hitid, "bonus": participant.bonus}
-
-
-def _readable_stored(datastring: str | None) -> Any:
-    """Stored task data as the browser can read it back, or None.
-
-    Older (psiTurk) rows may hold anything: NaN/Infinity become null, as JSON.stringify
-    writes them, and data too deeply nested to parse counts as unreadable, not a 500.
-    """
-    try:
-        data = json.loads(datastring or "", parse_constant=lambda _name: None)
-        if _holds_overflowing_number(data):  # rare: only then pay for the per-number hook
-            data = json.loads(datastring or "", parse_constant=lambda _name: None, parse_float=_finite_or_none)
-        return data
-    except (ValueError, RecursionError):
-        return None
-
-
-def _finite_or_none(literal: str) -> float | None:
-    """A stored number too large for a double (``1e999``) is read back as null, like NaN:
-    written out it would be ``Infinity``, which the browser's JSON.parse refuses."""
-    value = float(literal)
-    return value if math.isfinite(value) else None
 
 
 def _undefer_datastring(P: Any) -> Any:
@@ -372,24 +351,6 @@ def count_trials(data: dict[str, Any]) -> int:
 def _refuse_constant(name: str) -> Any:
     raise InvalidInput(f"the request body holds {name}, which is not JSON (the browser's JSON.parse "
                        "cannot read it back); nothing was saved")
-
-
-def _holds_overflowing_number(data: Any) -> bool:
-    """Whether parsed JSON holds a number too large for a double (``1e999``, ``-1e400``),
-    which Python reads as infinity and would write back as ``Infinity``: the browser's
-    JSON.parse refuses that. A walk over the parsed data (no recursion: it may be deep)
-    costs about a third of the parse; a parse_float hook on every parse would double it."""
-    stack = [data]
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is dict:
-            stack.extend(item.values())
-        elif kind is list:
-            stack.extend(item)
-        elif kind is float and not math.isfinite(item):
-            return True
-    return False
 
 
 # A lone surrogate can only arrive as a \\uD800-\\uDFFF escape (raw ones are not valid UTF-8).
@@ -425,7 +386,7 @@ def parse_sync_body(body: bytes) -> tuple[str, dict[str, Any]]:
         raise InvalidInput("the request body is nested too deeply to be read; nothing was saved") from None
     if not isinstance(data, dict):
         raise InvalidInput("the request body must be a JSON object (psiturk.js's task data); nothing was saved")
-    if _holds_overflowing_number(data):
+    if holds_overflowing_number(data):
         raise InvalidInput("the request body holds a number too large for the browser (it reads it as "
                            "Infinity, which cannot be saved back or exported); nothing was saved")
     _refuse_lone_surrogates(text, data)
@@ -434,7 +395,7 @@ def parse_sync_body(body: bytes) -> tuple[str, dict[str, Any]]:
 
 def _stored_trial_count(session: Session, P: Any, uniqueid: str) -> int:
     stored = session.scalar(select(P.datastring).where(P.uniqueid == uniqueid))
-    data = _readable_stored(stored)
+    data = parse_stored(stored)
     return count_trials(data) if isinstance(data, dict) else 0
 
 
