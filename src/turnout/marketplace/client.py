@@ -102,6 +102,8 @@ def local_credentials(store: str | os.PathLike[str]) -> tuple[str, str]:
 
     Raises ``turnout.marketplace.local.StoreUnusable`` when ``store`` cannot be opened.
     """
+    # Imported here, not at the top: live and sandbox clients need not load the offline
+    # marketplace. (The offline marketplace never imports this module: no cycle.)
     from turnout.marketplace.local.state import MarketplaceState
 
     state = MarketplaceState(store)

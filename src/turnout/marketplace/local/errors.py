@@ -145,3 +145,28 @@ class WorkerActionRefused(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+# Errors several operations raise, with MTurk's observed wording and codes.
+
+def hit_not_found(hit_id: str) -> RequestError:
+    # Observed wording and code: aws/aws-cli#6116, NRGI/resourcecontracts.org#1384.
+    return RequestError(f"Hit {hit_id} does not exist.", HIT_DOES_NOT_EXIST)
+
+
+def assignment_not_found(assignment_id: str) -> RequestError:
+    # Observed wording: cloudyr/MTurkR#18, facebookresearch/Mephisto#1081.
+    return RequestError(f"Assignment {assignment_id} does not exist.", ASSIGNMENT_DOES_NOT_EXIST)
+
+
+def wrong_state(allowed: str) -> RequestError:
+    # Observed: "This operation can be called with a status of: Submitted" (NRGI#1384).
+    return RequestError(f"This operation can be called with a status of: {allowed}", INVALID_ASSIGNMENT_STATE)
+
+
+def insufficient_funds() -> RequestError:
+    # Observed wording and code: NRGI/resourcecontracts.org#538.
+    return RequestError(
+        "This Requester has insufficient funds in their account to complete this transaction.",
+        INSUFFICIENT_FUNDS,
+    )

@@ -15,7 +15,8 @@ from typing import Any
 
 from botocore import xform_name
 
-from . import money
+import turnout.marketplace.local.money as money
+
 from .records import Assignment, BonusPayment, Hit, Qualification, QualificationType
 from .state import MarketplaceState
 

@@ -25,10 +25,10 @@ from urllib.parse import quote
 
 from werkzeug.wrappers import Request, Response
 
+import turnout.marketplace.local.errors as E
+import turnout.marketplace.local.sigv4 as sigv4
 from turnout.clock import Clock, SystemClock
 
-from . import errors as E
-from . import sigv4
 from .operations import Context, handler_for
 from .state import MarketplaceState, to_ms
 from .validation import (

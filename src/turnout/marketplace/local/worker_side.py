@@ -23,10 +23,11 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 from xml.sax.saxutils import escape
 
-from . import quals
+import turnout.marketplace.local.quals as quals
+
 from .errors import WorkerActionRefused
 from .records import ACCEPTED, APPROVED, REJECTED, RETURNED, SUBMITTED, Assignment, Hit, Worker
-from .state import PREVIEW_WINDOW, MarketplaceState, Tx, new_id, new_worker_id
+from .store import PREVIEW_WINDOW, Store, Tx, new_id, new_worker_id
 
 __all__ = ["PREVIEW_ASSIGNMENT_ID", "WorkerSide", "answer_xml", "task_url"]
 
@@ -68,9 +69,9 @@ WORKER_ATTRIBUTES: dict[str, type] = {"percent_approved": int, "number_approved"
 
 
 class WorkerSide:
-    """Worker registry and worker actions over a ``MarketplaceState``'s store."""
+    """Worker registry and worker actions over the marketplace store (``MarketplaceState.workers``)."""
 
-    def __init__(self, state: MarketplaceState) -> None:
+    def __init__(self, state: Store) -> None:
         self.state = state
 
     # ------------------------------------------------------------------ registry
@@ -100,14 +101,14 @@ class WorkerSide:
 
     def all(self) -> list[Worker]:
         with self.state.transaction() as tx:
-            return [MarketplaceState._worker(r) for r in tx.all("SELECT * FROM workers ORDER BY seq")]
+            return [Store._worker(r) for r in tx.all("SELECT * FROM workers ORDER BY seq")]
 
     @staticmethod
     def _worker(tx: Tx, worker_id: str) -> Worker:
         row = tx.one("SELECT * FROM workers WHERE id = ?", worker_id)
         if row is None:
             raise WorkerActionRefused("UnknownWorker", f"Worker {worker_id} is not registered in the offline marketplace.")
-        return MarketplaceState._worker(row)
+        return Store._worker(row)
 
     # ------------------------------------------------------------------ finding work
 
@@ -250,14 +251,14 @@ class WorkerSide:
 
     def assignments_of(self, worker_id: str) -> list[Assignment]:
         with self.state.transaction() as tx:
-            return [MarketplaceState._assignment(r) for r in tx.all("SELECT * FROM assignments WHERE worker_id = ? ORDER BY seq", worker_id)]
+            return [Store._assignment(r) for r in tx.all("SELECT * FROM assignments WHERE worker_id = ? ORDER BY seq", worker_id)]
 
     @staticmethod
     def _assignment(tx: Tx, assignment_id: str) -> Assignment:
         row = tx.one("SELECT * FROM assignments WHERE id = ?", assignment_id)
         if row is None:
             raise WorkerActionRefused("UnknownAssignment", f"Assignment {assignment_id} does not exist.")
-        return MarketplaceState._assignment(row)
+        return Store._assignment(row)
 
     @staticmethod
     def _own_accepted(tx: Tx, assignment_id: str, worker_id: str | None) -> Any:

@@ -211,12 +211,6 @@ class ThreadedMarketplace:
         """The store's key pair; ``make_client("local", store=market.store_path)`` uses it."""
         return self.app.state.credentials
 
-    def client(self, **options: Any) -> Any:
-        """A signed boto3 MTurk client for this marketplace (``make_client`` options)."""
-        from turnout.marketplace.client import make_client
-
-        return make_client("local", endpoint_url=self.endpoint_url, store=self.store_path, **options)
-
     def start(self) -> ThreadedMarketplace:
         if self._server is not None:
             return self
