@@ -39,7 +39,7 @@ HIT_ALREADY_EXISTS = "AWS.MechanicalTurk.HitAlreadyExists"  # botocore model doc
 INVALID_MAX_ASSIGNMENTS_INCREASE = "AWS.MechanicalTurk.InvalidMaximumAssignmentsIncrease"  # model doc
 INSUFFICIENT_FUNDS = "AWS.MechanicalTurk.InsufficientFunds"  # NRGI/resourcecontracts.org#538
 QUALIFICATION_TYPE_ALREADY_EXISTS = "AWS.MechanicalTurk.QualificationTypeAlreadyExists"  # legacy XML sample
-XML_PARSE_ERROR = "AWS.MechanicalTurk.XMLParseError"  # MTURK_FACTS (error code list)
+XML_PARSE_ERROR = "AWS.MechanicalTurk.XMLParseError"  # MTurk's TurkErrorCode for a malformed Question
 # GUESS: the following codes follow MTurk's naming but were not seen in a real response.
 INVALID_HIT_STATE = "AWS.MechanicalTurk.InvalidHITState"
 QUALIFICATION_TYPE_DOES_NOT_EXIST = "AWS.MechanicalTurk.QualificationTypeDoesNotExist"

@@ -16,7 +16,7 @@ def parse_question(question: str, *, allow_http: bool) -> str | None:
     """Check a Question document; return its ExternalURL when it is an ExternalQuestion.
 
     model doc: must be a QuestionForm, ExternalQuestion or HTMLQuestion document.
-    MTURK_FACTS: ExternalURL must be HTTPS. The error wordings are GUESS.
+    MTurk: ExternalURL must be HTTPS. The error wordings are GUESS.
     """
     try:
         root = ET.fromstring(question)

@@ -103,7 +103,8 @@ class QualificationRequests(Store):
                                  next_token: str | None = None) -> Page[QualificationType]:
         """The requester's types (and, unless restricted, the system types), filtered by a
         case-insensitive substring ``query`` on name, description and keywords (GUESS: the
-        real search is a full-text one and eventually consistent, MTURK_FACTS)."""
+        real search is a full-text one and eventually consistent: Dallinger polls until a
+        new type shows up)."""
         size = pagination.page_size(max_results)
         filters = {"MustBeRequestable": must_be_requestable, "Query": query, "MustBeOwnedByCaller": must_be_owned_by_caller}
         with self.transaction() as tx:

@@ -64,7 +64,8 @@ class MarketplaceState(QualificationRequests):
         return WorkerSide(self)
 
     def _check_token(self, tx: Tx, scope: str, token: str | None) -> None:
-        """Refuse a UniqueRequestToken seen in the last 24 h (MTURK_FACTS "Idempotency")."""
+        """Refuse a UniqueRequestToken seen in the last 24 h (MTurk: tokens expire after 24 h,
+        and a repeat is an error naming the original request)."""
         if token is None:
             return
         row = tx.one("SELECT * FROM request_tokens WHERE scope = ? AND token = ?", scope, token)
@@ -238,9 +239,9 @@ class MarketplaceState(QualificationRequests):
     def update_expiration(self, hit_id: str, expire_at: datetime) -> Hit:
         """Move a HIT's expiration (model doc, UpdateExpirationForHIT).
 
-        A time in the past (or 0) expires the HIT now (model doc, MTURK_FACTS "Expire").
+        A time in the past (or 0) expires the HIT now (model doc, UpdateExpirationForHIT).
         A later time extends it, also re-opening an expired HIT (HITExtended event). An
-        earlier time that is still in the future is refused: MTURK_FACTS says expiry
+        earlier time that is still in the future is refused: MTurk's reference says expiry
         cannot be shortened to a future time (error code and wording: GUESS).
         """
         with self.transaction() as tx:
@@ -265,7 +266,7 @@ class MarketplaceState(QualificationRequests):
     def delete_hit(self, hit_id: str) -> None:
         """Dispose of a finished HIT.
 
-        model doc / MTURK_FACTS "Delete": only a Reviewable HIT whose submitted assignments
+        model doc, DeleteHIT: only a Reviewable HIT whose submitted assignments
         are all approved or rejected; jtjacques/mturk-manage#1 adds Reviewing. An expired
         HIT with no assignments is Reviewable, hence deletable (GUESS, follows from the
         derived status). Error code and wording: GUESS (boto/boto3#2107 calls the real
@@ -293,7 +294,7 @@ class MarketplaceState(QualificationRequests):
             self._check_token(tx, "Extend", unique_request_token)
             hit = self._live_hit(tx, hit_id)
             new_total = hit.max_assignments + count
-            # model doc: fewer than 10 -> 10 or more is refused (MTURK_FACTS "9-cap trap").
+            # model doc: a HIT created with fewer than 10 assignments cannot be extended to 10 or more.
             if hit.max_assignments < money.LARGE_HIT_THRESHOLD <= new_total:
                 raise E.RequestError(
                     "HITs created with fewer than 10 assignments cannot be extended to have 10 or more assignments.",
@@ -345,7 +346,7 @@ class MarketplaceState(QualificationRequests):
             return Page([self._assignment(r) for r in rows], token)
 
     def get_assignment(self, assignment_id: str) -> tuple[Assignment, Hit]:
-        """A reviewable assignment and its HIT (MTURK_FACTS: only Submitted/Approved/Rejected
+        """A reviewable assignment and its HIT (MTurk shows only Submitted/Approved/Rejected
         assignments of non-disposed HITs). Before submission the observed answer is
         "This operation can be called with a status of: Reviewable,Approved,Rejected"
         (facebookresearch/ParlAI code, TurkServer#56)."""
@@ -362,8 +363,8 @@ class MarketplaceState(QualificationRequests):
     def approve_assignment(self, assignment_id: str, *, requester_feedback: str | None = None, override_rejection: bool = False) -> None:
         """Approve and pay reward plus fees (model doc, ApproveAssignment).
 
-        Approving twice fails with "...status of: Submitted" (MTURK_FACTS, observed in
-        client code), despite the model's idempotent trait. OverrideRejection approves a
+        Approving twice fails with "...status of: Submitted" (observed: client code
+        matches that text), despite the model's idempotent trait. OverrideRejection approves a
         Rejected assignment submitted within 30 days whose HIT is not deleted (model doc).
         """
         with self.transaction() as tx:
@@ -396,11 +397,12 @@ class MarketplaceState(QualificationRequests):
 
     def send_bonus(self, *, worker_id: str, assignment_id: str, amount: Decimal, reason: str,
                    unique_request_token: str | None = None, request_id: str | None = None) -> BonusPayment:
-        """Pay a bonus plus the 20% fee (model doc, SendBonus; MTURK_FACTS "Commission").
+        """Pay a bonus plus the 20% fee (model doc, SendBonus: MTurk charges
+        20% commission on bonuses, at least $0.01).
 
         Rules: only for submitted/approved/rejected work; an in-flight assignment "does not
         exist" (observed, facebookresearch/Mephisto#1081). Only the worker who did the
-        assignment can be paid (MTURK_FACTS "Bonus constraints"; error wording GUESS).
+        assignment can be paid (SendBonus docs, boto/boto3#2355; error wording GUESS).
         GUESS: bonuses on a rejected assignment, or one of a deleted HIT, are allowed.
         """
         with self.transaction() as tx:
@@ -442,7 +444,7 @@ class MarketplaceState(QualificationRequests):
                                       r["reason"], from_ms(r["grant_ms"])) for r in rows], token)
 
     def balance(self) -> Decimal:
-        """Available balance. Starts at 10000.00 like the sandbox (MTURK_FACTS "Sandbox"),
+        """Available balance. Starts at 10000.00 like the sandbox (always 10000.00 there),
         but is debited by approvals and bonuses."""
         with self.transaction() as tx:
             return self._balance(tx)

@@ -58,10 +58,10 @@ __all__ = ["FAULT_KINDS", "Store", "StoreUnusable", "Tx", "derive_hit_status", "
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ID_ALPHABET = string.ascii_uppercase + string.digits
 
-DEFAULT_MAX_ASSIGNMENTS = 1  # MTURK_FACTS: "MaxAssignments default 1 (legacy docs, snippet seen)"
-DEFAULT_AUTO_APPROVAL_DELAY = 2_592_000  # GUESS: 30 days; MTURK_FACTS marks the default unverified
-TOKEN_LIFETIME = timedelta(hours=24)  # MTURK_FACTS "Idempotency": tokens expire after 24 h
-OVERRIDE_WINDOW = timedelta(days=30)  # MTURK_FACTS "Reversing a reject": within 30 days of submission
+DEFAULT_MAX_ASSIGNMENTS = 1  # legacy MTurk docs: MaxAssignments defaults to 1
+DEFAULT_AUTO_APPROVAL_DELAY = 2_592_000  # GUESS: 30 days; MTurk's current default is unverified
+TOKEN_LIFETIME = timedelta(hours=24)  # MTurk: a UniqueRequestToken expires after 24 h
+OVERRIDE_WINDOW = timedelta(days=30)  # MTurk: a reject can be reversed within 30 days of submission
 AUTO_DISPOSE_AFTER = timedelta(days=120)  # model doc DeleteHIT; GUESS: counted from expiration
 PREVIEW_WINDOW = timedelta(minutes=5)  # GUESS: how long a preview counts as pending
 MIN_REWARD = Decimal("0.01")  # GUESS: MTurk refuses a $0.00 reward
@@ -108,7 +108,7 @@ def from_ms(ms: int) -> datetime:
 
 
 def new_id(length: int = 30, first: str = "3") -> str:
-    """An MTurk-looking ID: 30 characters of ``[A-Z0-9]`` (MTURK_FACTS, fidelity details)."""
+    """An MTurk-looking ID: 30 characters of ``[A-Z0-9]`` (as MTurk's HIT and assignment IDs)."""
     return first + "".join(secrets.choice(ID_ALPHABET) for _ in range(length - 1))
 
 
@@ -141,13 +141,13 @@ def derive_hit_status(
 ) -> tuple[str, int, int, int]:
     """(HITStatus, pending, available, completed) from counters and time.
 
-    HITStatus is derived, never stored (MTURK_FACTS, fidelity details). Sources:
+    HITStatus is derived from time and counters, never stored (as on MTurk). Sources:
     * Pending = being previewed, or accepted and not yet submitted/returned/abandoned
-      (HIT data type docs, MTURK_FACTS "Pending semantics").
-    * Completed = approved + rejected (MTURK_FACTS, HIT fields); submitted-but-unreviewed
+      (HIT data type docs).
+    * Completed = approved + rejected (HIT data type docs); submitted-but-unreviewed
       work is in none of the three counters.
     * Assignable -> Unassignable (no slot free, but someone still working) -> Reviewable
-      (expired or full, nobody working) (HIT status list, MTURK_FACTS). The exact
+      (expired or full, nobody working) (HIT status list). The exact
       transition conditions are a GUESS, as is "a preview takes a slot in the counters"
       (it never blocks another worker from accepting).
     """
@@ -490,7 +490,7 @@ class Store:
         """Notification-style events (AssignmentAccepted, ...) with seq > ``after``.
 
         Accept, return and abandon are visible through the Requester API only as
-        notifications (MTURK_FACTS); this log is the offline stand-in for them.
+        notifications; this log is the offline stand-in for them.
         """
         with self.transaction() as tx:
             return [Event(r["seq"], from_ms(r["ms"]), r["event_type"], r["hit_id"], r["hit_type_id"], r["assignment_id"], r["worker_id"])

@@ -1,7 +1,7 @@
 """The worker side of the offline marketplace: a registry of workers and what they can do.
 
 MTurk's Requester API never shows this side (accepts, returns and abandons are visible
-only as notifications, MTURK_FACTS), so it has its own Python API here, used by:
+only as notifications), so it has its own Python API here, used by:
 * the simulated-worker driver (written on top of this module) that walks a study over HTTP;
 * the control API (``/_control/``) and the worker-site pages where a person acts as a worker;
 * tests that need assignments to exist.
@@ -31,7 +31,7 @@ from .store import PREVIEW_WINDOW, Store, Tx, new_id, new_worker_id
 
 __all__ = ["PREVIEW_ASSIGNMENT_ID", "WorkerSide", "answer_xml", "task_url"]
 
-# MTURK_FACTS, "ExternalQuestion worker-side contract".
+# MTurk's ExternalQuestion contract: in preview, assignmentId is this value.
 PREVIEW_ASSIGNMENT_ID = "ASSIGNMENT_ID_NOT_AVAILABLE"
 QFA_NAMESPACE = "http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2005-10-01/QuestionFormAnswers.xsd"
 
@@ -53,7 +53,7 @@ def task_url(external_url: str, *, hit_id: str, assignment_id: str | None, worke
     """The URL MTurk frames for a worker: ExternalURL plus its four parameters.
 
     In preview ``assignmentId`` is ASSIGNMENT_ID_NOT_AVAILABLE and MTurk sends no workerId
-    (MTURK_FACTS). Existing query parameters of ExternalURL are kept.
+    (MTurk's ExternalQuestion contract). Existing query parameters of ExternalURL are kept.
     """
     parts = urlsplit(external_url)
     params = {"assignmentId": assignment_id or PREVIEW_ASSIGNMENT_ID, "hitId": hit_id, "turkSubmitTo": turk_submit_to}
@@ -181,7 +181,8 @@ class WorkerSide:
 
     def preview(self, worker_id: str, hit_id: str) -> Hit:
         """Look at a HIT without accepting it. The preview counts in the HIT's
-        NumberOfAssignmentsPending (MTURK_FACTS "Pending semantics") for PREVIEW_WINDOW
+        NumberOfAssignmentsPending (MTurk: "being previewed or accepted but not yet
+        submitted, returned or abandoned") for PREVIEW_WINDOW
         (GUESS: 5 minutes) or until the worker accepts."""
         with self.state.transaction() as tx:
             worker = self._worker(tx, worker_id)
