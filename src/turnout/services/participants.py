@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import hmac
-import json
 import random
 import re
 import secrets
@@ -27,7 +26,7 @@ from sqlalchemy.orm import Session
 from turnout import events
 from turnout.clock import Clock
 from turnout.config import Settings
-from turnout.datastring import holds_overflowing_number
+from turnout.datastring import count_trials, parse_sync_body
 from turnout.datastring import parse as parse_stored
 from turnout.db.engine import Database
 from turnout.db.locks import locked_session
@@ -341,56 +340,6 @@ def _undefer_datastring(P: Any) -> Any:
     from sqlalchemy.orm import undefer
 
     return undefer(P.datastring)
-
-
-def count_trials(data: dict[str, Any]) -> int:
-    trials = data.get("data")
-    return len(trials) if isinstance(trials, list) else 0
-
-
-def _refuse_constant(name: str) -> Any:
-    raise InvalidInput(f"the request body holds {name}, which is not JSON (the browser's JSON.parse "
-                       "cannot read it back); nothing was saved")
-
-
-# A lone surrogate can only arrive as a \\uD800-\\uDFFF escape (raw ones are not valid UTF-8).
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def _refuse_lone_surrogates(text: str, data: Any) -> None:
-    """Refuse text that is not Unicode (a lone UTF-16 surrogate): stored, it would break the
-    export and every reader that writes UTF-8. Checked in full only when such an escape
-    appears at all, so ordinary saves pay one scan of the text."""
-    if not _SURROGATE_ESCAPE.search(text):
-        return
-    try:
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except (UnicodeEncodeError, RecursionError):
-        raise InvalidInput("the request body holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff "
-                           "escape), which is not text; nothing was saved") from None
-
-
-def parse_sync_body(body: bytes) -> tuple[str, dict[str, Any]]:
-    """Decode a /sync PUT body; returns the text to store and the parsed object.
-
-    Refused (400), so that what is stored can always be read back by the browser and
-    exported: invalid JSON, NaN/Infinity, numbers too large for a double (``1e999``, which
-    would be written back as Infinity), lone surrogates, and nesting too deep to parse.
-    """
-    try:
-        text = body.decode("utf-8")
-        data = json.loads(text, parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, ValueError):
-        raise InvalidInput("the request body is not valid JSON; nothing was saved") from None
-    except RecursionError:
-        raise InvalidInput("the request body is nested too deeply to be read; nothing was saved") from None
-    if not isinstance(data, dict):
-        raise InvalidInput("the request body must be a JSON object (psiturk.js's task data); nothing was saved")
-    if holds_overflowing_number(data):
-        raise InvalidInput("the request body holds a number too large for the browser (it reads it as "
-                           "Infinity, which cannot be saved back or exported); nothing was saved")
-    _refuse_lone_surrogates(text, data)
-    return text, data
 
 
 def _stored_trial_count(session: Session, P: Any, uniqueid: str) -> int:
