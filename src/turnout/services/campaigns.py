@@ -5,7 +5,8 @@ post, the minutes between rounds, the HIT reward and duration, and an optional b
 The runner calls ``run_round`` on schedule; everything that decides what a round does is
 here, so the dashboard, the API, the CLI and the runner share one rule.
 
-What psiTurk got wrong and this does not (PSITURK_FACTS §4.6, §10 items 2-4):
+What psiTurk got wrong and this does not (its campaigns counted Pending, which includes
+previews, so they posted one short or too many, and re-posted after a crash):
 
 * open assignments are counted on the campaign's **own** HITs only, and as "may still
   complete": the HIT's free slots while it is live, plus accepted work not yet submitted,
