@@ -19,17 +19,21 @@ HIT = {"Title": "t", "Description": "d", "Reward": "1.00", "AssignmentDurationIn
        "LifetimeInSeconds": 3600, "Question": external_question("https://example.org/x")}
 
 
+def _client(market: ThreadedMarketplace) -> Any:
+    return make_client("local", endpoint_url=market.endpoint_url, store=market.store_path, max_attempts=1)
+
+
 def test_hits_money_workers_and_tokens_survive_a_restart(tmp_path: Path) -> None:
     clock = ManualClock(START)
     store = tmp_path / "mturk.db"
     with ThreadedMarketplace(store, clock=clock, self_check=True) as first:
-        client = first.client(max_attempts=1)
+        client = _client(first)
         hit = client.create_hit(**HIT, UniqueRequestToken="campaign:1:round:1:hit:1")["HIT"]
         worker = first.state.workers.register()
         done = first.state.workers.submit(first.state.workers.accept(worker.worker_id, hit["HITId"]).assignment_id)
         client.approve_assignment(AssignmentId=done.assignment_id)
     with ThreadedMarketplace(store, clock=clock, self_check=True) as second:
-        client = second.client(max_attempts=1)
+        client = _client(second)
         assert client.get_hit(HITId=hit["HITId"])["HIT"]["NumberOfAssignmentsCompleted"] == 1
         assert client.get_account_balance()["AvailableBalance"] == "9998.80"
         assert second.state.workers.get(worker.worker_id) == worker
@@ -42,7 +46,7 @@ def test_two_servers_on_one_file_never_overfill_a_hit_or_lose_a_write(tmp_path: 
     clock = ManualClock(START)
     store = tmp_path / "shared.db"
     with ThreadedMarketplace(store, clock=clock, self_check=True) as a, ThreadedMarketplace(store, clock=clock, self_check=True) as b:
-        clients = [m.client(max_attempts=1) for m in (a, b)]
+        clients = [_client(m) for m in (a, b)]
         hit = clients[0].create_hit(**HIT, MaxAssignments=5)["HIT"]
         workers = a.state.workers.seed(12)
 
@@ -92,7 +96,7 @@ def test_a_server_in_another_process_shares_the_store(tmp_path: Path) -> None:
         other = make_client("local", endpoint_url=banner.split(" on ", 1)[1].split(" ", 1)[0], store=store, max_attempts=1)
         # Both on the wall clock: two processes must agree on time, or one settles the other's future.
         with ThreadedMarketplace(store, self_check=True) as here:
-            mine = here.client(max_attempts=1)
+            mine = _client(here)
             hit = other.create_hit(**HIT, MaxAssignments=3)["HIT"]
             assert mine.get_hit(HITId=hit["HITId"])["HIT"]["Title"] == "t"
             worker = here.state.workers.register()
@@ -118,9 +122,9 @@ def test_shared_manual_clock_is_one_time_for_every_server_on_the_store(tmp_path:
     clock_a, clock_b = SharedManualClock(store, start=START), SharedManualClock(store, start=START + timedelta(days=9))
     assert clock_b.now() == START  # the first start wins; later openers join it
     with ThreadedMarketplace(store, clock=clock_a, self_check=True) as a, ThreadedMarketplace(store, clock=clock_b, self_check=True) as b:
-        hit = a.client(max_attempts=1).create_hit(**HIT)["HIT"]
+        hit = _client(a).create_hit(**HIT)["HIT"]
         moved = requests.post(b.control_url + "/clock/advance", json={"seconds": 3600}, timeout=10).json()
         assert moved["manual"] is True and moved["now"] == (START + timedelta(hours=1)).isoformat()
-        assert a.client(max_attempts=1).get_hit(HITId=hit["HITId"])["HIT"]["HITStatus"] == "Reviewable"
+        assert _client(a).get_hit(HITId=hit["HITId"])["HIT"]["HITStatus"] == "Reviewable"
     with pytest.raises(ValueError):
         clock_a.advance(-1)

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import jsonify, request
 
-from turnout.api import bp
+from turnout.api.blueprint import bp
 from turnout.api.views import MODES, json_body
 from turnout.dashboard.auth import require_role, user_mode
 from turnout.dashboard.market import market, state

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import jsonify
 
-from turnout.api import bp
+from turnout.api.blueprint import bp
 
 _ERROR = {"description": "an error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _JSON = {"application/json": {"schema": {"type": "object"}}}

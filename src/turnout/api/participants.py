@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response, jsonify, request, stream_with_context
 
-from turnout.api import bp
+from turnout.api.blueprint import bp
 from turnout.dashboard.auth import require_role
 from turnout.dashboard.market import state
 from turnout.services import participant_table

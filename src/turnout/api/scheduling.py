@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import jsonify
 
-from turnout.api import bp
+from turnout.api.blueprint import bp
 from turnout.api.views import json_body
 from turnout.dashboard.auth import require_role, user_mode
 from turnout.dashboard.market import actor, market, state

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import jsonify
 
-from turnout.api import bp
+from turnout.api.blueprint import bp
 from turnout.api.views import json_body
 from turnout.dashboard.auth import require_role
 from turnout.dashboard.market import market

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import g, jsonify, request, session
 
-from turnout.api import bp
+from turnout.api.blueprint import bp
 from turnout.config import MODES
 from turnout.dashboard.auth import api_error, current_principal, require_role, user_mode
 from turnout.dashboard.market import balance, state

@@ -62,8 +62,11 @@ class DashboardState:
 def init_app(app: Flask) -> None:
     """Mount ``/dashboard`` and ``/api`` on the experiment app."""
     from turnout.api import bp as api_bp
-    from turnout.dashboard import auth
-    from turnout.dashboard.views import bp as dashboard_bp
+
+    # The page modules add their routes to the blueprint when imported: this is the one
+    # place they are loaded, so a page module never imports this package.
+    from turnout.dashboard import auth, reconcile_views, scheduling, views  # noqa: F401
+    from turnout.dashboard.blueprint import bp as dashboard_bp
     from turnout.services import context
 
     ctx = app.extensions["turnout"]
@@ -85,6 +88,5 @@ def init_app(app: Flask) -> None:
     )
     app.session_interface = _Sessions()
     auth.install(app)
-    __import__("turnout.dashboard.reconcile_views")  # issue 10's page, on dashboard_bp
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(api_bp)

@@ -13,8 +13,8 @@ from typing import Any
 from flask import render_template
 
 from turnout.dashboard.auth import current_principal, require_role, user_mode
+from turnout.dashboard.blueprint import bp
 from turnout.dashboard.market import actor, state
-from turnout.dashboard.views import bp
 from turnout.services import reconcile_jobs, reconciliation
 from turnout.services.recruitment import MarketContext
 

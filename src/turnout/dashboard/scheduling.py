@@ -12,8 +12,8 @@ from typing import Any
 from flask import render_template
 
 from turnout.dashboard.auth import require_role, user_mode
+from turnout.dashboard.blueprint import bp
 from turnout.dashboard.market import state
-from turnout.dashboard.views import bp
 
 START_COMMAND = "turnout scheduler"
 

@@ -4,47 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import flash, redirect, render_template, request, session, url_for
 
-from turnout.config import MODES
 from turnout.dashboard.auth import (
     current_principal,
-    guard_request,
     login_session,
     require_role,
     safe_next,
     user_mode,
 )
+from turnout.dashboard.blueprint import MODES, bp
 from turnout.dashboard.market import balance, state
 from turnout.services import accounts
-from turnout.services.participant_table import status_name
-
-bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates",
-               static_folder="static/dashboard", static_url_path="/static")
-bp.before_request(guard_request)
-
-
-@bp.context_processor
-def _layout() -> dict[str, Any]:
-    principal = current_principal()
-    from flask import current_app
-
-    return {"principal": principal, "mode": user_mode() if principal else None,
-            "codeversion": state().settings.codeversion, "modes": MODES,
-            "nav_endpoints": set(current_app.view_functions), "status_label": status_name}
-
-
-@bp.app_template_filter("money")
-def money(value: Any) -> str:
-    """Dollars with cents and thousands separators: ``$1,234.50``; blank for None."""
-    from decimal import Decimal, InvalidOperation
-
-    if value is None or value == "":
-        return ""
-    try:
-        return f"${Decimal(str(value)):,.2f}"
-    except InvalidOperation:
-        return str(value)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -236,5 +207,3 @@ def activity() -> Any:
     page = list_events(state().db, aq)
     return render_template("dashboard/activity.html", aq=aq, page=page, error=error,
                            csv_url=url_for("api.activity_csv", **aq.args())), 400 if error else 200
-
-from turnout.dashboard import scheduling  # noqa: E402,F401  (the Campaigns and Tasks pages)

@@ -8,7 +8,6 @@ own columns carry a ``turnout_`` prefix.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -17,6 +16,7 @@ from sqlalchemy import Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
 
 from turnout.config import TableNames
+from turnout.datastring import event_rows, parse_object, question_rows, rows_to_csv, trial_rows
 from turnout.db.marketplace_models import build_marketplace_models
 from turnout.db.reconcile_models import build_reconcile_models
 from turnout.db.scheduler_models import SchedulerModels, build_scheduler_models
@@ -116,30 +116,17 @@ def build_models(tables: TableNames) -> Models:
         def __repr__(self) -> str:
             return f"<Participant {self.uniqueid} status={self.status}>"
 
-        def _data(self) -> dict[str, Any] | None:
-            try:
-                data = json.loads(self.datastring or "")
-            except (ValueError, RecursionError):  # psiTurk databases hold anything
-                return None
-            return data if isinstance(data, dict) else None
-
         # psiTurk's CSV helpers, kept for custom.py code that calls them.
         def get_trial_data(self) -> str:
-            from turnout.services.export import rows_to_csv, trial_rows
-
-            data = self._data()
+            data = parse_object(self.datastring)
             return "" if data is None else rows_to_csv(trial_rows(self.uniqueid, data))
 
         def get_event_data(self) -> str:
-            from turnout.services.export import event_rows, rows_to_csv
-
-            data = self._data()
+            data = parse_object(self.datastring)
             return "" if data is None else rows_to_csv(event_rows(self.uniqueid, data))
 
         def get_question_data(self) -> str:
-            from turnout.services.export import question_rows, rows_to_csv
-
-            data = self._data()
+            data = parse_object(self.datastring)
             return "" if data is None else rows_to_csv(question_rows(self.uniqueid, data))
 
     class Hit(Base):

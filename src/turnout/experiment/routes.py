@@ -3,7 +3,7 @@
 Each view parses the request, calls one service in turnout.services.participants, and
 renders. psiTurk's wire details that projects depend on are kept on purpose (HTTP 200
 numbered error pages, the exact ``{"status": ...}`` bodies, raw template files at
-``/<path>``); see PSITURK_FACTS.md in the design notes.
+``/<path>``), as psiTurk serves them.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ else:
 
 __all__ = ["ENDPOINTS", "ENDPOINT_ENV", "MODES", "describe_client_error", "local_credentials", "make_client"]
 
-# MTURK_FACTS "Sandbox" and service model endpoints: use region us-east-1 with the sandbox
+# The sandbox is its own endpoint: use region us-east-1 with the sandbox
 # URL as endpoint_url (botocore's region_name="sandbox" signs with a scope AWS may refuse).
 ENDPOINTS = {
     "live": "https://mturk-requester.us-east-1.amazonaws.com",
@@ -58,7 +58,7 @@ def make_client(
     """A boto3 MTurk client for ``mode`` (``live``, ``sandbox`` or ``local``).
 
     Retries use botocore's *standard* mode (ServiceFault on 500 and ThrottlingException are
-    retried with backoff, MTURK_FACTS pitfall 3); ``max_attempts`` counts the first try.
+    retried with backoff; botocore's default would try a 500 only 3 times); ``max_attempts`` counts the first try.
     ``local`` needs the offline marketplace's ``endpoint_url`` (e.g.
     ``http://127.0.0.1:22362/_mturk/``; default ``$TURNOUT_MTURK_ENDPOINT``). It signs with
     the key pair of the marketplace store ``store`` (the project's ``[Marketplace]
@@ -103,6 +103,8 @@ def local_credentials(store: str | os.PathLike[str]) -> tuple[str, str]:
 
     Raises ``turnout.marketplace.local.StoreUnusable`` when ``store`` cannot be opened.
     """
+    # Imported here, not at the top: live and sandbox clients need not load the offline
+    # marketplace. (The offline marketplace never imports this module: no cycle.)
     from turnout.marketplace.local.state import MarketplaceState
 
     state = MarketplaceState(store)
@@ -117,7 +119,7 @@ def describe_client_error(exc: BaseException) -> str:
 
     e.g. ``MTurk ApproveAssignment failed: RequestError: This operation can be called with
     a status of: Submitted (1764065...) [AWS.MechanicalTurk.InvalidAssignmentState]``.
-    MTurk's own message is kept verbatim (MTURK_FACTS: surface API errors as they are).
+    MTurk's own message is kept verbatim: client code matches on its text.
     """
     if isinstance(exc, ClientError):
         operation = getattr(exc, "operation_name", None) or "call"

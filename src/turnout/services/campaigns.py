@@ -18,12 +18,13 @@ What psiTurk got wrong and this does not (PSITURK_FACTS §4.6, §10 items 2-4):
   short by a crash is finished by the next run, never posted again;
 * at most one active campaign per study, codeversion and mode, held by a unique column;
 * a changed codeversion ends the campaign, visibly, with the reason.
+
+The tables and their views are ``campaign_records``, one round is ``campaign_rounds``;
+their public names are importable from here, as before the split.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -35,73 +36,34 @@ from sqlalchemy.exc import IntegrityError
 from turnout.clock import Clock
 from turnout.config import COMPLETED_STATUSES, MODES, Settings
 from turnout.db.engine import Database
-from turnout.db.scheduler_models import SchedulerModels
-from turnout.errors import Conflict, InvalidInput, NotFound, TurnoutError
-from turnout.services import audit
-from turnout.services.hits import LARGE_HIT, cost_estimate, expire_hits
-from turnout.services.recruitment import (
-    MarketContext,
-    classify,
-    money_str,
-    paginate,
-    parse_money,
+from turnout.errors import Conflict, InvalidInput
+from turnout.services.campaign_records import (
+    COMPLETED,
+    DUE_SLACK,
+    FORECAST_WINDOW,
+    MAX_PER_HIT,
+    active_campaign_ids,
+    audit_decision,
+    completed_count,
+    end_campaign,
+    get,
+    hit_cost,
+    job_id,
+    list_campaigns,
+    masters_required,
+    models,
+    open_hit_ids,
+    split,
+    study_of,
 )
+from turnout.services.campaign_rounds import RoundResult, run_round
+from turnout.services.hits import expire_hits
+from turnout.services.recruitment import MarketContext, money_str, parse_money
 
-MAX_PER_HIT = LARGE_HIT - 1  # 9: MTurk's fee is 20% below ten assignments, 40% from ten
-# APScheduler fires on its own clock; a round counts as due this much before its time.
-DUE_SLACK = timedelta(seconds=30)
-COMPLETED = 3  # status COMPLETED: finished the task, not yet submitted on the marketplace
-FORECAST_WINDOW = timedelta(hours=24)
-
-
-def models(db: Database) -> SchedulerModels:
-    found = db.models.scheduling
-    if found is None:  # pragma: no cover - build_models always sets it
-        raise RuntimeError("the scheduling tables are not mapped")
-    return found
-
-
-def study_of(db: Database) -> str:
-    return db.tables.participants
-
-
-def split(assignments: int) -> list[int]:
-    """HIT sizes for ``assignments``: nines, then the rest; never a HIT of zero."""
-    if assignments <= 0:
-        return []
-    sizes = [MAX_PER_HIT] * (assignments // MAX_PER_HIT)
-    if assignments % MAX_PER_HIT:
-        sizes.append(assignments % MAX_PER_HIT)
-    return sizes
-
-
-def masters_required(settings: Settings) -> bool:
-    """Masters add 5% to MTurk's fee, so cost previews must know."""
-    return settings.hit.require_master_workers
-
-
-def hit_cost(assignments: int, reward: Decimal, masters: bool) -> Decimal:
-    return cost_estimate(assignments, reward, masters=masters).total
-
-
-def completed_count(db: Database, codeversion: str, mode: str) -> int:
-    """Participants of this codeversion and mode who finished (statuses 3, 4, 5, 7)."""
-    P = db.models.Participant
-    with db.begin() as session:
-        return int(session.scalar(select(func.count()).select_from(P).where(
-            P.codeversion == codeversion, P.mode == mode, P.status.in_(COMPLETED_STATUSES))) or 0)
-
-
-def _audit(db: Database, clock: Clock, actor: str, action: str, mode: str, campaign_id: int, /,
-           **detail: Any) -> None:
-    """An audit event for a campaign decision (creating one commits money; cancelling or a
-    new goal changes what will be posted). No marketplace call is made, so none is named."""
-    with db.begin() as session:
-        session.add(db.models.AuditEvent(
-            study=study_of(db), at=clock.now(), actor=actor[:128], action=action, mode=mode,
-            marketplace=f"{mode} (no call)", target=job_id(campaign_id), outcome="ok",
-            detail=json.dumps(detail, default=str, sort_keys=True) if detail else None))
-
+__all__ = ["COMPLETED", "DUE_SLACK", "FORECAST_WINDOW", "MAX_PER_HIT", "Plan", "RoundResult",
+           "active_campaign_ids", "cancel", "completed_count", "create", "expire_campaign_hits", "forecast",
+           "get", "hit_cost", "job_id", "list_campaigns", "masters_required", "models", "open_hit_ids",
+           "plan", "rounds", "run_round", "set_goal", "split", "study_of"]
 
 # --- validation and creation -------------------------------------------------------------
 
@@ -232,110 +194,17 @@ def create(db: Database, settings: Settings, clock: Clock, *, actor: str = "cli"
         raise Conflict(f"campaign {other} is already active for codeversion {checked.codeversion} in mode "
                        f"{checked.mode}; cancel it first (turnout campaign cancel {other})",
                        campaign_id=other) from None
-    _audit(db, clock, actor, "campaign.create", checked.mode, campaign_id, **checked.as_dict())
+    audit_decision(db, clock, actor, "campaign.create", checked.mode, campaign_id, **checked.as_dict())
     return get(db, campaign_id)
-
-
-# --- reading ------------------------------------------------------------------------------
-
-
-def _spent(session: Any, M: SchedulerModels, campaign_id: int) -> Decimal:
-    """Rewards plus fees committed: every HIT posted, or planned and not definitely refused."""
-    H = M.CampaignHit
-    costs = session.scalars(select(H.cost).where(
-        H.campaign_id == campaign_id, (H.hit_id.is_not(None)) | (H.closed_at.is_(None))))
-    return sum((Decimal(c) for c in costs), Decimal("0.00"))
-
-
-def _view(session: Any, db: Database, row: Any, completed: int | None = None) -> dict[str, Any]:
-    M = models(db)
-    R = M.CampaignRound
-    last = session.scalar(select(R).where(R.campaign_id == row.id).order_by(R.number.desc()).limit(1))
-    done = completed if completed is not None else None
-    return {
-        "id": row.id, "codeversion": row.codeversion, "mode": row.mode, "goal": row.goal,
-        "completed": done, "open": last.open if last is not None and row.active_key is not None else 0,
-        "active": row.active_key is not None,
-        "created": row.created_at.isoformat(),
-        "ended": row.ended_at.isoformat() if row.ended_at else None,
-        "end_reason": row.end_reason, "rounds": row.rounds, "spent": money_str(_spent(session, M, row.id)),
-        "per_round": row.per_round, "interval_minutes": row.interval_minutes, "reward": row.reward,
-        "duration_hours": row.duration_hours, "budget": row.budget,
-        "next_round": row.next_round_at.isoformat() if row.next_round_at and row.active_key else None,
-        "job_id": job_id(row.id),
-    }
-
-
-def job_id(campaign_id: int) -> str:
-    return f"campaign-{campaign_id}"
-
-
-def get(db: Database, campaign_id: int) -> dict[str, Any]:
-    M = models(db)
-    with db.begin() as session:
-        row = session.get(M.Campaign, campaign_id)
-        if row is None or row.study != study_of(db):
-            raise NotFound(f"no campaign {campaign_id} in this study (see turnout campaign list)")
-        view = _view(session, db, row)
-    view["completed"] = completed_count(db, view["codeversion"], view["mode"])
-    return view
-
-
-def list_campaigns(db: Database, *, active: bool | None = None) -> list[dict[str, Any]]:
-    """This study's campaigns, newest first, with live completed counts."""
-    M = models(db)
-    C = M.Campaign
-    query = select(C).where(C.study == study_of(db)).order_by(C.id.desc())
-    if active is True:
-        query = query.where(C.active_key.is_not(None))
-    elif active is False:
-        query = query.where(C.active_key.is_(None))
-    with db.begin() as session:
-        views = [_view(session, db, row) for row in session.scalars(query)]
-    counts: dict[tuple[str, str], int] = {}
-    for view in views:
-        scope = (view["codeversion"], view["mode"])
-        if scope not in counts:
-            counts[scope] = completed_count(db, *scope)
-        view["completed"] = counts[scope]
-    return views
-
-
-def active_campaign_ids(db: Database) -> list[int]:
-    C = models(db).Campaign
-    with db.begin() as session:
-        return list(session.scalars(select(C.id).where(C.study == study_of(db), C.active_key.is_not(None))
-                                    .order_by(C.id)))
-
-
-# --- ending, cancelling, changing the goal -----------------------------------------------------
-
-
-def _end(db: Database, clock: Clock, campaign_id: int, reason: str) -> bool:
-    """Mark the campaign ended (once); False if it had ended already."""
-    C = models(db).Campaign
-    with db.begin(immediate=True) as session:
-        changed = session.execute(
-            update(C).where(C.id == campaign_id, C.active_key.is_not(None))
-            .values(active_key=None, ended_at=clock.now(), end_reason=reason[:2000], next_round_at=None)
-            .execution_options(synchronize_session=False)).rowcount
-    return changed == 1
 
 
 def cancel(db: Database, clock: Clock, campaign_id: int, *, actor: str = "cli") -> dict[str, Any]:
     view = get(db, campaign_id)  # NotFound for another study's or an unknown id
-    if not _end(db, clock, campaign_id, f"cancelled by {actor}"):
+    if not end_campaign(db, clock, campaign_id, f"cancelled by {actor}"):
         raise Conflict(f"campaign {campaign_id} has already ended")
-    _audit(db, clock, actor, "campaign.cancel", view["mode"], campaign_id, completed=view["completed"],
+    audit_decision(db, clock, actor, "campaign.cancel", view["mode"], campaign_id, completed=view["completed"],
            goal=view["goal"])
     return get(db, campaign_id)
-
-
-def open_hit_ids(db: Database, campaign_id: int) -> list[str]:
-    H = models(db).CampaignHit
-    with db.begin() as session:
-        return [h for h in session.scalars(select(H.hit_id).where(
-            H.campaign_id == campaign_id, H.hit_id.is_not(None), H.closed_at.is_(None)).order_by(H.id)) if h]
 
 
 def expire_campaign_hits(ctx: MarketContext, campaign_id: int) -> list[dict[str, Any]]:
@@ -366,351 +235,8 @@ def set_goal(db: Database, campaign_id: int, goal: Any, *, clock: Clock | None =
         raise Conflict(f"campaign {campaign_id} ended meanwhile")
     from turnout.clock import SystemClock
 
-    _audit(db, clock or SystemClock(), actor, "campaign.goal", view["mode"], campaign_id, old=view["goal"], new=goal)
+    audit_decision(db, clock or SystemClock(), actor, "campaign.goal", view["mode"], campaign_id, old=view["goal"], new=goal)
     return get(db, campaign_id)
-
-
-# --- a round ---------------------------------------------------------------------------------
-
-
-@dataclass
-class RoundResult:
-    """What one call of ``run_round`` did. ``outcome``: posted, nothing (no HIT needed),
-    ended, skipped (not due, not active, or another runner has it), resumed, failed."""
-
-    campaign_id: int
-    outcome: str
-    number: int | None = None
-    completed: int = 0
-    open: int = 0
-    posted: list[int] = field(default_factory=list)
-    hit_ids: list[str] = field(default_factory=list)
-    calls: int = 0
-    note: str = ""
-
-    def counts(self) -> dict[str, Any]:
-        return {"round": self.number, "completed": self.completed, "open": self.open,
-                "posted": sum(self.posted), "hits": len(self.posted), "marketplace_calls": self.calls}
-
-
-class _Counter:
-    """Counts marketplace calls made through it (the benchmark reports calls per round)."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.calls = 0
-
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(self.client, name)
-        if not callable(target) or name in ("get_paginator", "meta", "can_paginate"):
-            if name == "get_paginator":
-                def paginator(operation: str) -> Any:
-                    real = target(operation)
-                    counter = self
-
-                    class Counted:
-                        def paginate(self, **params: Any) -> Any:
-                            for page in real.paginate(**params):
-                                counter.calls += 1
-                                yield page
-
-                    return Counted()
-                return paginator
-            return target
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls += 1
-            return target(*args, **kwargs)
-
-        return call
-
-
-def _count_open(ctx: MarketContext, campaign_id: int, codeversion: str) -> tuple[int, list[str]]:
-    """Assignments that may still complete on the campaign's own HITs, and HITs now closed.
-
-    Per HIT: MaxAssignments minus those listed (Submitted, Approved, Rejected) = free slots
-    plus accepted work in progress, whatever MTurk does with previews. An expired HIT's
-    free slots no longer count. A HIT with nothing left open is closed, and later rounds
-    stop asking about it. Participants who finished the task (status 3) but whose submit
-    has not reached the marketplace yet are already counted as completed, so they are
-    taken off the open count.
-    """
-    M = models(ctx.db)
-    H, P = M.CampaignHit, ctx.db.models.Participant
-    with ctx.db.begin() as session:
-        rows = list(session.execute(select(H.id, H.hit_id).where(
-            H.campaign_id == campaign_id, H.hit_id.is_not(None), H.closed_at.is_(None))))
-    now = ctx.clock.now()
-    total = 0
-    closed: list[int] = []
-    closed_hits: list[str] = []
-    listed_ids: set[str] = set()
-    live_hits: list[str] = []
-    for row_id, hit_id in rows:
-        try:
-            hit = ctx.client.get_hit(HITId=hit_id)["HIT"]
-            listed = list(paginate(ctx.client, "list_assignments_for_hit", "Assignments", HITId=hit_id))
-        except Exception as exc:
-            failure = classify(exc)
-            if failure is None or failure.unknown or "does not exist" not in failure.message:
-                raise
-            closed.append(row_id)  # deleted (or disposed of) on the marketplace: nobody can come from it
-            closed_hits.append(hit_id)
-            continue
-        listed_ids.update(a["AssignmentId"] for a in listed)
-        maximum = int(hit.get("MaxAssignments", 0))
-        available = int(hit.get("NumberOfAssignmentsAvailable", 0))
-        expiration = hit.get("Expiration")
-        expired = (expiration is not None and expiration <= now) or hit.get("HITStatus") in ("Reviewable",
-                                                                                            "Reviewing", "Disposed")
-        here = max(0, maximum - len(listed) - (available if expired else 0))
-        if here == 0:
-            closed.append(row_id)
-            closed_hits.append(hit_id)
-        else:
-            live_hits.append(hit_id)
-        total += here
-    if live_hits:
-        with ctx.db.begin() as session:
-            finished = session.scalars(select(P.assignmentid).where(
-                P.hitid.in_(live_hits), P.mode == ctx.mode, P.codeversion == codeversion, P.status == COMPLETED))
-            total -= sum(1 for a in finished if a not in listed_ids)
-    if closed:
-        with ctx.db.begin(immediate=True) as session:
-            session.execute(update(H).where(H.id.in_(closed)).values(closed_at=now)
-                            .execution_options(synchronize_session=False))
-    return max(0, total), closed_hits
-
-
-def _affordable(sizes: Sequence[int], reward: Decimal, masters: bool, spent: Decimal,
-                budget: Decimal | None) -> list[int]:
-    """The HIT sizes that fit in what is left of the budget (the last one trimmed to fit)."""
-    if budget is None:
-        return list(sizes)
-    left = budget - spent
-    fitted: list[int] = []
-    for size in sizes:
-        n = size
-        while n > 0 and hit_cost(n, reward, masters) > left:
-            n -= 1
-        if n == 0:
-            break
-        fitted.append(n)
-        left -= hit_cost(n, reward, masters)
-        if n < size:
-            break
-    return fitted
-
-
-def _post(ctx: MarketContext, campaign: Any, hit_rows: list[tuple[int, str, int]], result: RoundResult) -> None:
-    """CreateHIT for each planned HIT not yet posted, each with its own request key."""
-    from turnout.services.hits import create_hit
-
-    M = models(ctx.db)
-    H, C = M.CampaignHit, M.Campaign
-    for index, (row_id, key, size) in enumerate(hit_rows):
-        with ctx.db.begin() as session:
-            active = session.scalar(select(C.active_key).where(C.id == campaign.id)) is not None
-        if not active:  # cancelled (or ended) while this round was posting: post no more of it
-            with ctx.db.begin(immediate=True) as session:
-                session.execute(update(H).where(H.id.in_([r for r, _, _ in hit_rows[index:]]))
-                                .values(closed_at=ctx.clock.now()).execution_options(synchronize_session=False))
-            result.note = (result.note + "; " if result.note else "") + "campaign ended while posting"
-            return
-        try:
-            created = create_hit(ctx, max_assignments=size, reward=campaign.reward,
-                                 duration_hours=campaign.duration_hours, request_key=key, confirm_live=True)
-        except TurnoutError as exc:
-            # hits.create_hit raises the bare TurnoutError only when the outcome is unknown.
-            if type(exc) is not TurnoutError:  # definitely refused: not posted, not committed
-                with ctx.db.begin(immediate=True) as session:
-                    session.execute(update(H).where(H.id == row_id).values(closed_at=ctx.clock.now())
-                                    .execution_options(synchronize_session=False))
-            raise
-        with ctx.db.begin(immediate=True) as session:
-            session.execute(update(H).where(H.id == row_id).values(hit_id=created["hit_id"])
-                            .execution_options(synchronize_session=False))
-        result.posted.append(size)
-        result.hit_ids.append(str(created["hit_id"]))
-
-
-def _finish_round(ctx: MarketContext, round_id: int, note: str, state: str = "done") -> None:
-    """Close the round; ``posted`` counts every HIT of it that reached the marketplace,
-    including those posted before an interruption."""
-    M = models(ctx.db)
-    R, H = M.CampaignRound, M.CampaignHit
-    with ctx.db.begin(immediate=True) as session:
-        row = session.get(R, round_id)
-        posted = session.scalar(select(func.coalesce(func.sum(H.assignments), 0)).where(
-            H.campaign_id == row.campaign_id, H.round_number == row.number, H.hit_id.is_not(None)))
-        row.state, row.finished_at, row.posted = state, ctx.clock.now(), int(posted or 0)
-        row.note = note[:2000] or None
-
-
-def _resume(ctx: MarketContext, campaign: Any, unfinished: Any, result: RoundResult) -> RoundResult:
-    """Finish a round a crash cut short: post its planned HITs with their original keys
-    (a HIT that did reach the marketplace answers HitAlreadyExists and counts as posted)."""
-    H = models(ctx.db).CampaignHit
-    with ctx.db.begin() as session:
-        rows = [(r.id, r.request_key, r.assignments) for r in session.scalars(select(H).where(
-            H.campaign_id == campaign.id, H.round_number == unfinished.number, H.hit_id.is_(None),
-            H.closed_at.is_(None)).order_by(H.position))]
-    result.outcome, result.number = "resumed", unfinished.number
-    try:
-        _post(ctx, campaign, rows, result)
-    except TurnoutError as exc:
-        result.outcome, result.note = "failed", exc.message
-        return result
-    _finish_round(ctx, unfinished.id, f"finished after an interruption: {len(rows)} HIT(s) posted then")
-    return result
-
-
-def run_round(ctx: MarketContext, campaign_id: int, *, force: bool = False) -> RoundResult:
-    """One round of the campaign, if it is due (``force``: due or not).
-
-    Safe to call from several runners at once and again after a crash: the round row
-    (unique per campaign and number) is the claim, and it is written with the HITs it
-    plans before any is posted.
-    """
-    counter = _Counter(ctx.client)
-    ctx = MarketContext(db=ctx.db, settings=ctx.settings, clock=ctx.clock, mode=ctx.mode, client=counter,
-                        actor=ctx.actor)
-    result = _run_round(ctx, campaign_id, force=force)
-    result.calls = counter.calls
-    if result.outcome not in ("skipped",):
-        audit.write(ctx, "campaign.round", outcome="failed" if result.outcome == "failed" else "ok",
-                    target=job_id(campaign_id), round=result.number, result=result.outcome,
-                    completed=result.completed, open=result.open, posted=sum(result.posted),
-                    hits=result.hit_ids, note=result.note or None)
-    return result
-
-
-class _Taken(Exception):
-    """Another runner claimed this round first."""
-
-
-def _run_round(ctx: MarketContext, campaign_id: int, *, force: bool) -> RoundResult:
-    M = models(ctx.db)
-    C, R, H = M.Campaign, M.CampaignRound, M.CampaignHit
-    result = RoundResult(campaign_id, "skipped")
-    with ctx.db.begin() as session:
-        campaign = session.get(C, campaign_id)
-        if campaign is None or campaign.active_key is None:
-            result.note = "not active"
-            return result
-        unfinished = session.scalar(select(R).where(R.campaign_id == campaign_id, R.state == "posting")
-                                    .order_by(R.number).limit(1))
-    if campaign.mode != ctx.mode:
-        raise InvalidInput(f"campaign {campaign_id} is in mode {campaign.mode}; its rounds need a {campaign.mode} "
-                           f"marketplace, not {ctx.mode}")
-    now = ctx.clock.now()
-    if ctx.settings.codeversion != campaign.codeversion:
-        reason = (f"ended: the project's experiment_code_version changed from {campaign.codeversion} to "
-                  f"{ctx.settings.codeversion}; a campaign recruits for one codeversion (start a new one)")
-        _end(ctx.db, ctx.clock, campaign_id, reason)
-        result.outcome, result.note = "ended", reason
-        return result
-    if unfinished is not None:
-        return _resume(ctx, campaign, unfinished, result)
-    if not force and campaign.next_round_at is not None and now < campaign.next_round_at - DUE_SLACK:
-        result.note = f"next round at {campaign.next_round_at.isoformat()}"
-        return result
-
-    result.completed = completed_count(ctx.db, campaign.codeversion, campaign.mode)
-    if result.completed >= campaign.goal:
-        return _goal_reached(ctx, campaign, result)
-    try:
-        result.open, _ = _count_open(ctx, campaign_id, campaign.codeversion)
-    except Exception as exc:
-        failure = classify(exc)
-        if failure is None:
-            raise
-        result.outcome, result.note = "failed", f"could not count open assignments: {failure.text}"
-        return result
-
-    need = campaign.goal - result.completed - result.open
-    wanted = split(min(need, campaign.per_round))
-    reward = Decimal(campaign.reward)
-    masters = masters_required(ctx.settings)
-    budget = Decimal(campaign.budget) if campaign.budget else None
-    with ctx.db.begin() as session:
-        spent = _spent(session, M, campaign_id)
-    sizes = _affordable(wanted, reward, masters, spent, budget)
-    note = ""
-    if need <= 0:
-        note = f"{result.open} open assignment(s) can still reach the goal; nothing to post"
-    elif len(sizes) < len(wanted) or sum(sizes) < sum(wanted):
-        note = (f"budget ${campaign.budget}: ${money_str(spent)} committed, so {sum(sizes)} of "
-                f"{sum(wanted)} assignment(s) posted")
-        if not sizes and result.open == 0:
-            reason = (f"ended: budget reached (${money_str(spent)} of ${campaign.budget} committed with fees) with "
-                      f"{result.completed} of {campaign.goal} completed")
-            _end(ctx.db, ctx.clock, campaign_id, reason)
-            result.outcome, result.note = "ended", reason
-            return result
-
-    number = campaign.rounds + 1
-    try:
-        with ctx.db.begin(immediate=True) as session:
-            claimed = session.execute(
-                update(C).where(C.id == campaign_id, C.rounds == campaign.rounds, C.active_key.is_not(None))
-                .values(rounds=number, next_round_at=now + timedelta(minutes=campaign.interval_minutes))
-                .execution_options(synchronize_session=False)).rowcount
-            if claimed != 1:
-                raise _Taken
-            row = R(campaign_id=campaign_id, number=number, state="posting" if sizes else "done", started_at=now,
-                    finished_at=None if sizes else now, completed=result.completed, open=result.open,
-                    planned=sum(sizes), posted=0, note=note or None)
-            session.add(row)
-            planned = []
-            for position, size in enumerate(sizes, start=1):
-                key = f"campaign:{campaign_id}:round:{number}:hit:{position}"
-                hit = H(campaign_id=campaign_id, round_number=number, position=position, request_key=key,
-                        assignments=size, cost=money_str(hit_cost(size, reward, masters)))
-                session.add(hit)
-                planned.append(hit)
-            session.flush()
-            round_id = row.id
-            hit_rows = [(h.id, h.request_key, h.assignments) for h in planned]
-    except (IntegrityError, _Taken):
-        result.note = "another runner took this round"
-        return result
-    result.number = number
-    if not sizes:
-        result.outcome, result.note = "nothing", note
-        return result
-    try:
-        _post(ctx, campaign, hit_rows, result)
-    except TurnoutError as exc:
-        result.outcome, result.note = "failed", exc.message
-        return result
-    note = "; ".join(part for part in (note, result.note) if part)
-    _finish_round(ctx, round_id, note)
-    result.outcome, result.note = "posted", note
-    return result
-
-
-def _goal_reached(ctx: MarketContext, campaign: Any, result: RoundResult) -> RoundResult:
-    reason = f"goal reached: {result.completed} of {campaign.goal} completed"
-    if _end(ctx.db, ctx.clock, campaign.id, reason):
-        try:
-            _count_open(ctx, campaign.id, campaign.codeversion)  # closes the HITs with nothing left open
-        except Exception as exc:
-            if classify(exc) is None:
-                raise
-        leftovers = open_hit_ids(ctx.db, campaign.id)
-        expired = expire_hits(ctx, leftovers) if leftovers else []
-        failed = [e["message"] for e in expired if not e["ok"]]
-        if failed:
-            C = models(ctx.db).Campaign
-            with ctx.db.begin(immediate=True) as session:
-                session.execute(update(C).where(C.id == campaign.id).values(
-                    end_reason=f"{reason}; could not expire: {'; '.join(failed)}"[:2000])
-                    .execution_options(synchronize_session=False))
-        result.hit_ids = [e["hit_id"] for e in expired if e["ok"]]
-        result.note = reason + (f"; expired {len(result.hit_ids)} leftover HIT(s)" if expired else "")
-    result.outcome = "ended"
-    return result
 
 
 # --- forecast ----------------------------------------------------------------------------------

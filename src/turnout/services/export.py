@@ -17,11 +17,9 @@ leaves no partial files (and earlier exports in the folder untouched).
 from __future__ import annotations
 
 import csv
-import io
 import json
-import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,38 +27,21 @@ from typing import Any, TextIO
 
 from sqlalchemy import and_, func, inspect, not_, or_, select
 
+from turnout.datastring import (
+    ROWS,
+    event_rows,
+    parse_object,
+    question_rows,
+    rows_to_csv,
+    trial_rows,
+)
 from turnout.db.engine import Database
 from turnout.errors import NotFound
 
 KINDS = ("trialdata", "eventdata", "questiondata")
-
-
-def trial_rows(uniqueid: str, data: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
-    for trial in data.get("data") or []:
-        if isinstance(trial, dict):
-            yield (uniqueid, trial.get("current_trial"), trial.get("dateTime"), json.dumps(trial.get("trialdata")))
-
-
-def event_rows(uniqueid: str, data: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
-    for event in data.get("eventdata") or []:
-        if isinstance(event, dict):
-            yield (uniqueid, event.get("eventtype"), event.get("interval"), event.get("value"), event.get("timestamp"))
-
-
-def question_rows(uniqueid: str, data: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
-    questions = data.get("questiondata") or {}
-    if isinstance(questions, dict):
-        for question, answer in questions.items():
-            yield (uniqueid, question, answer)
-
-
-ROWS = {"trialdata": trial_rows, "eventdata": event_rows, "questiondata": question_rows}
-
-
-def rows_to_csv(rows: Iterable[tuple[Any, ...]]) -> str:
-    out = io.StringIO()
-    csv.writer(out).writerows(rows)
-    return out.getvalue()
+# The row builders live with the parse; re-exported for callers of this module.
+__all__ = ["KINDS", "ROWS", "ExportResult", "event_rows", "excluded", "export", "iter_datastrings", "not_debug",
+           "question_rows", "rows_to_csv", "trial_rows"]
 
 
 def not_debug(P: Any) -> Any:
@@ -104,24 +85,6 @@ def iter_datastrings(db: Database, *, codeversion: str | None = None, mode: str 
             return
         yield from (tuple(r) for r in rows)  # type: ignore[misc]
         last = rows[-1][0]
-
-
-def _finite(number: str) -> float | None:
-    value = float(number)
-    return value if math.isfinite(value) else None
-
-
-def _parsed(datastring: str | None) -> dict[str, Any] | None:
-    """The stored task data, or None when it cannot be read as a JSON object.
-
-    NaN, Infinity and numbers too large for a float become None (null), as the browser's
-    JSON.stringify would have sent them, so the JSON written out stays valid JSON.
-    """
-    try:
-        data = json.loads(datastring or "", parse_constant=lambda _name: None, parse_float=_finite)
-    except (ValueError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 COLUMNS = {"trialdata": ("uniqueid", "current_trial", "dateTime", "trialdata"),
@@ -199,7 +162,7 @@ def export(db: Database, out_dir: Path, *, fmt: str = "csv", codeversion: str | 
             for uniqueid, _cv, _mode, datastring in iter_datastrings(db, codeversion=codeversion, mode=mode,
                                                                      include_debug=include_debug,
                                                                      include_excluded=include_excluded):
-                data = _parsed(datastring)
+                data = parse_object(datastring)
                 if data is None:
                     if datastring:
                         result.unreadable.append(uniqueid)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +19,7 @@ from typing import Any
 from sqlalchemy import Select, and_, func, select, union
 
 from turnout.config import COMPLETED_STATUSES
+from turnout.datastring import parse_object
 from turnout.db.engine import Database
 from turnout.errors import InvalidInput, NotFound
 
@@ -269,13 +269,7 @@ def participant_detail(db: Database, uniqueid: str) -> dict[str, Any]:
         ledger = list(session.scalars(select(L).where(L.study == db.tables.participants,
                                                       L.assignment_id == p.assignmentid).order_by(L.id)))
         out = row_dict(p)
-    data: Any = None
-    if raw:
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            data = None
-    data = data if isinstance(data, dict) else {}
+    data = parse_object(raw) or {}
     out["data"] = {"trialdata": [t.get("trialdata") if isinstance(t, dict) else t for t in data.get("data", [])
                                  if isinstance(data.get("data"), list)],
                    "questiondata": data.get("questiondata") or {}, "eventdata": data.get("eventdata") or []}

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import enum
 import hmac
-import json
-import math
 import random
 import re
 import secrets
@@ -28,6 +26,8 @@ from sqlalchemy.orm import Session
 from turnout import events
 from turnout.clock import Clock
 from turnout.config import Settings
+from turnout.datastring import count_trials, parse_sync_body
+from turnout.datastring import parse as parse_stored
 from turnout.db.engine import Database
 from turnout.db.locks import locked_session
 from turnout.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
@@ -328,34 +328,12 @@ def load_data(ctx: ExperimentContext, uniqueid: str, offered: Iterable[str | Non
         if participant is None:
             raise NotFound(f"no participant {uniqueid!r}")
         _require_token(ctx, participant, offered)
-        data = _readable_stored(participant.datastring)
+        data = parse_stored(participant.datastring)
         if isinstance(data, dict):
             return data
         return {"condition": participant.cond, "counterbalance": participant.counterbalance,
                 "assignmentId": participant.assignmentid, "workerId": participant.workerid,
                 "hitId": participant.hitid, "bonus": participant.bonus}
-
-
-def _readable_stored(datastring: str | None) -> Any:
-    """Stored task data as the browser can read it back, or None.
-
-    Older (psiTurk) rows may hold anything: NaN/Infinity become null, as JSON.stringify
-    writes them, and data too deeply nested to parse counts as unreadable, not a 500.
-    """
-    try:
-        data = json.loads(datastring or "", parse_constant=lambda _name: None)
-        if _holds_overflowing_number(data):  # rare: only then pay for the per-number hook
-            data = json.loads(datastring or "", parse_constant=lambda _name: None, parse_float=_finite_or_none)
-        return data
-    except (ValueError, RecursionError):
-        return None
-
-
-def _finite_or_none(literal: str) -> float | None:
-    """A stored number too large for a double (``1e999``) is read back as null, like NaN:
-    written out it would be ``Infinity``, which the browser's JSON.parse refuses."""
-    value = float(literal)
-    return value if math.isfinite(value) else None
 
 
 def _undefer_datastring(P: Any) -> Any:
@@ -364,77 +342,9 @@ def _undefer_datastring(P: Any) -> Any:
     return undefer(P.datastring)
 
 
-def count_trials(data: dict[str, Any]) -> int:
-    trials = data.get("data")
-    return len(trials) if isinstance(trials, list) else 0
-
-
-def _refuse_constant(name: str) -> Any:
-    raise InvalidInput(f"the request body holds {name}, which is not JSON (the browser's JSON.parse "
-                       "cannot read it back); nothing was saved")
-
-
-def _holds_overflowing_number(data: Any) -> bool:
-    """Whether parsed JSON holds a number too large for a double (``1e999``, ``-1e400``),
-    which Python reads as infinity and would write back as ``Infinity``: the browser's
-    JSON.parse refuses that. A walk over the parsed data (no recursion: it may be deep)
-    costs about a third of the parse; a parse_float hook on every parse would double it."""
-    stack = [data]
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is dict:
-            stack.extend(item.values())
-        elif kind is list:
-            stack.extend(item)
-        elif kind is float and not math.isfinite(item):
-            return True
-    return False
-
-
-# A lone surrogate can only arrive as a \\uD800-\\uDFFF escape (raw ones are not valid UTF-8).
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def _refuse_lone_surrogates(text: str, data: Any) -> None:
-    """Refuse text that is not Unicode (a lone UTF-16 surrogate): stored, it would break the
-    export and every reader that writes UTF-8. Checked in full only when such an escape
-    appears at all, so ordinary saves pay one scan of the text."""
-    if not _SURROGATE_ESCAPE.search(text):
-        return
-    try:
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except (UnicodeEncodeError, RecursionError):
-        raise InvalidInput("the request body holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff "
-                           "escape), which is not text; nothing was saved") from None
-
-
-def parse_sync_body(body: bytes) -> tuple[str, dict[str, Any]]:
-    """Decode a /sync PUT body; returns the text to store and the parsed object.
-
-    Refused (400), so that what is stored can always be read back by the browser and
-    exported: invalid JSON, NaN/Infinity, numbers too large for a double (``1e999``, which
-    would be written back as Infinity), lone surrogates, and nesting too deep to parse.
-    """
-    try:
-        text = body.decode("utf-8")
-        data = json.loads(text, parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, ValueError):
-        raise InvalidInput("the request body is not valid JSON; nothing was saved") from None
-    except RecursionError:
-        raise InvalidInput("the request body is nested too deeply to be read; nothing was saved") from None
-    if not isinstance(data, dict):
-        raise InvalidInput("the request body must be a JSON object (psiturk.js's task data); nothing was saved")
-    if _holds_overflowing_number(data):
-        raise InvalidInput("the request body holds a number too large for the browser (it reads it as "
-                           "Infinity, which cannot be saved back or exported); nothing was saved")
-    _refuse_lone_surrogates(text, data)
-    return text, data
-
-
 def _stored_trial_count(session: Session, P: Any, uniqueid: str) -> int:
     stored = session.scalar(select(P.datastring).where(P.uniqueid == uniqueid))
-    data = _readable_stored(stored)
+    data = parse_stored(stored)
     return count_trials(data) if isinstance(data, dict) else 0
 
 

@@ -18,7 +18,7 @@ __all__ = ["DEMO_ASSIGNMENTS", "DEMO_DURATION_HOURS", "DEMO_REWARD", "open_hits"
 
 log = logging.getLogger("turnout.simulation")
 
-# Nine, not ten: MTurk charges 40% instead of 20% from ten assignments up (MTURK_FACTS).
+# Nine, not ten: MTurk charges 40% instead of 20% from ten assignments up.
 DEMO_ASSIGNMENTS = 9
 DEMO_REWARD = "1.00"
 DEMO_DURATION_HOURS = 1

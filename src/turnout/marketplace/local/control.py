@@ -33,8 +33,9 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import errors as E
-from . import money
+import turnout.marketplace.local.errors as E
+import turnout.marketplace.local.money as money
+
 from .protocol import MAX_BODY, is_unicode_clean, json_depth
 from .records import Hit
 from .state import FAULT_KINDS, MarketplaceState

@@ -39,7 +39,7 @@ HIT_ALREADY_EXISTS = "AWS.MechanicalTurk.HitAlreadyExists"  # botocore model doc
 INVALID_MAX_ASSIGNMENTS_INCREASE = "AWS.MechanicalTurk.InvalidMaximumAssignmentsIncrease"  # model doc
 INSUFFICIENT_FUNDS = "AWS.MechanicalTurk.InsufficientFunds"  # NRGI/resourcecontracts.org#538
 QUALIFICATION_TYPE_ALREADY_EXISTS = "AWS.MechanicalTurk.QualificationTypeAlreadyExists"  # legacy XML sample
-XML_PARSE_ERROR = "AWS.MechanicalTurk.XMLParseError"  # MTURK_FACTS (error code list)
+XML_PARSE_ERROR = "AWS.MechanicalTurk.XMLParseError"  # MTurk's TurkErrorCode for a malformed Question
 # GUESS: the following codes follow MTurk's naming but were not seen in a real response.
 INVALID_HIT_STATE = "AWS.MechanicalTurk.InvalidHITState"
 QUALIFICATION_TYPE_DOES_NOT_EXIST = "AWS.MechanicalTurk.QualificationTypeDoesNotExist"
@@ -145,3 +145,28 @@ class WorkerActionRefused(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+# Errors several operations raise, with MTurk's observed wording and codes.
+
+def hit_not_found(hit_id: str) -> RequestError:
+    # Observed wording and code: aws/aws-cli#6116, NRGI/resourcecontracts.org#1384.
+    return RequestError(f"Hit {hit_id} does not exist.", HIT_DOES_NOT_EXIST)
+
+
+def assignment_not_found(assignment_id: str) -> RequestError:
+    # Observed wording: cloudyr/MTurkR#18, facebookresearch/Mephisto#1081.
+    return RequestError(f"Assignment {assignment_id} does not exist.", ASSIGNMENT_DOES_NOT_EXIST)
+
+
+def wrong_state(allowed: str) -> RequestError:
+    # Observed: "This operation can be called with a status of: Submitted" (NRGI#1384).
+    return RequestError(f"This operation can be called with a status of: {allowed}", INVALID_ASSIGNMENT_STATE)
+
+
+def insufficient_funds() -> RequestError:
+    # Observed wording and code: NRGI/resourcecontracts.org#538.
+    return RequestError(
+        "This Requester has insufficient funds in their account to complete this transaction.",
+        INSUFFICIENT_FUNDS,
+    )

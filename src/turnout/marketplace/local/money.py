@@ -3,7 +3,7 @@
 Floats never touch money here: MTurk's wire format is a string (``^[0-9]+(\\.)?[0-9]{0,2}$``,
 botocore model) and the payments ledger compares balances to the cent.
 
-Commission (MTURK_FACTS, "Commission"; Amazon's 2015 pricing email):
+Commission (Amazon's 2015 pricing email, quoted by mturk4academics and CloudResearch):
 * 20% of the reward and of every bonus, at least $0.01 per assignment or bonus;
 * +20% on the reward for HITs with 10 or more assignments (the bonus stays at 20%);
 * +5% on the reward for HITs that require Masters. GUESS: that the Masters fee applies to
@@ -23,7 +23,7 @@ LARGE_HIT_THRESHOLD = 10
 MASTERS_SURCHARGE = Decimal("0.05")
 BONUS_RATE = Decimal("0.20")
 MIN_FEE = CENT
-# Sandbox balance is always 10000.00 (AWS "Using the sandbox" page, via MTURK_FACTS);
+# Sandbox balance is always 10000.00 (AWS "Using the sandbox" page);
 # the offline marketplace starts there but, unlike the sandbox, debits it.
 INITIAL_BALANCE = Decimal("10000.00")
 

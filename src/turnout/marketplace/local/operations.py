@@ -15,7 +15,8 @@ from typing import Any
 
 from botocore import xform_name
 
-from . import money
+import turnout.marketplace.local.money as money
+
 from .records import Assignment, BonusPayment, Hit, Qualification, QualificationType
 from .state import MarketplaceState
 
@@ -36,7 +37,7 @@ Operation = Callable[[MarketplaceState, Params, Context], Result]
 
 
 def wire_time(instant: datetime) -> float:
-    """Epoch seconds, the JSON protocol's timestamp form (MTURK_FACTS, pitfall 7)."""
+    """Epoch seconds, the JSON protocol's timestamp form (botocore sends and reads epoch seconds)."""
     return round(instant.timestamp(), 3)
 
 

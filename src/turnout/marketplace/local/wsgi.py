@@ -7,7 +7,7 @@ One app, three doors, all relative to wherever it is mounted (``/`` standalone,
   unmodified ``boto3.client("mturk", endpoint_url=...)``;
 * ``/_control/...``: the control API (reset, workers, clock, faults, inspection);
 * ``POST /mturk/externalSubmit``: where a participant's page posts a finished assignment,
-  as on MTurk (``{turkSubmitTo}/mturk/externalSubmit``, MTURK_FACTS worker-side contract).
+  as on MTurk (``{turkSubmitTo}/mturk/externalSubmit``, MTurk's ExternalQuestion contract).
 
 Each door has its own guard (docs/marketplace.md, "Security"): the Requester API wants a
 SigV4 signature by the store's key pair, the control API loopback or the control secret,
@@ -210,12 +210,6 @@ class ThreadedMarketplace:
     def credentials(self) -> tuple[str, str]:
         """The store's key pair; ``make_client("local", store=market.store_path)`` uses it."""
         return self.app.state.credentials
-
-    def client(self, **options: Any) -> Any:
-        """A signed boto3 MTurk client for this marketplace (``make_client`` options)."""
-        from turnout.marketplace.client import make_client
-
-        return make_client("local", endpoint_url=self.endpoint_url, store=self.store_path, **options)
 
     def start(self) -> ThreadedMarketplace:
         if self._server is not None:
