@@ -99,6 +99,7 @@ def market(click_ctx: click.Context, mode: str | None) -> Iterator[Any]:
     from turnout.db.migrate import is_current
     from turnout.errors import TurnoutError
     from turnout.marketplace.client import describe_client_error
+    from turnout.marketplace.port import MarketError
     from turnout.services.recruitment import MarketContext, open_marketplace
 
     settings = _settings(click_ctx)
@@ -116,6 +117,8 @@ def market(click_ctx: click.Context, mode: str | None) -> Iterator[Any]:
         raise CliError(exc.message) from None
     except (ClientError, BotoCoreError) as exc:
         raise CliError(describe_client_error(exc)) from None
+    except MarketError as exc:
+        raise CliError(exc.description) from None
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     finally:

@@ -22,6 +22,7 @@ What psiTurk got wrong and this does not (PSITURK_FACTS §4.6, §10 items 2-4):
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,15 +38,10 @@ from turnout.config import COMPLETED_STATUSES, MODES, Settings
 from turnout.db.engine import Database
 from turnout.db.scheduler_models import SchedulerModels
 from turnout.errors import Conflict, InvalidInput, NotFound, TurnoutError
+from turnout.marketplace.port import FailureKind, MarketError
 from turnout.services import audit
 from turnout.services.hits import LARGE_HIT, cost_estimate, expire_hits
-from turnout.services.recruitment import (
-    MarketContext,
-    classify,
-    money_str,
-    paginate,
-    parse_money,
-)
+from turnout.services.recruitment import MarketContext, money_str, parse_money
 
 MAX_PER_HIT = LARGE_HIT - 1  # 9: MTurk's fee is 20% below ten assignments, 40% from ten
 # APScheduler fires on its own clock; a round counts as due this much before its time.
@@ -454,11 +450,10 @@ def _count_open(ctx: MarketContext, campaign_id: int, codeversion: str) -> tuple
     live_hits: list[str] = []
     for row_id, hit_id in rows:
         try:
-            hit = ctx.client.get_hit(HITId=hit_id)["HIT"]
-            listed = list(paginate(ctx.client, "list_assignments_for_hit", "Assignments", HITId=hit_id))
-        except Exception as exc:
-            failure = classify(exc)
-            if failure is None or failure.unknown or "does not exist" not in failure.message:
+            hit = ctx.port.get_hit(hit_id)
+            listed = list(ctx.port.assignments_for_hit(hit_id))
+        except MarketError as exc:
+            if exc.failure.kind != FailureKind.NOT_FOUND:
                 raise
             closed.append(row_id)  # deleted (or disposed of) on the marketplace: nobody can come from it
             closed_hits.append(hit_id)
@@ -627,11 +622,8 @@ def _run_round(ctx: MarketContext, campaign_id: int, *, force: bool) -> RoundRes
         return _goal_reached(ctx, campaign, result)
     try:
         result.open, _ = _count_open(ctx, campaign_id, campaign.codeversion)
-    except Exception as exc:
-        failure = classify(exc)
-        if failure is None:
-            raise
-        result.outcome, result.note = "failed", f"could not count open assignments: {failure.text}"
+    except MarketError as exc:
+        result.outcome, result.note = "failed", f"could not count open assignments: {exc.failure.text}"
         return result
 
     need = campaign.goal - result.completed - result.open
@@ -699,11 +691,8 @@ def _run_round(ctx: MarketContext, campaign_id: int, *, force: bool) -> RoundRes
 def _goal_reached(ctx: MarketContext, campaign: Any, result: RoundResult) -> RoundResult:
     reason = f"goal reached: {result.completed} of {campaign.goal} completed"
     if _end(ctx.db, ctx.clock, campaign.id, reason):
-        try:
+        with contextlib.suppress(MarketError):
             _count_open(ctx, campaign.id, campaign.codeversion)  # closes the HITs with nothing left open
-        except Exception as exc:
-            if classify(exc) is None:
-                raise
         leftovers = open_hit_ids(ctx.db, campaign.id)
         expired = expire_hits(ctx, leftovers) if leftovers else []
         failed = [e["message"] for e in expired if not e["ok"]]

@@ -29,8 +29,9 @@ from sqlalchemy.orm import defer
 
 from turnout.errors import Conflict, InvalidInput, NotFound, TurnoutError
 from turnout.experiment.status import COMPLETED_STATUSES, Status
+from turnout.marketplace.port import FailureKind, MarketError
 from turnout.services import audit, payments
-from turnout.services.recruitment import MarketContext, classify, money_str, paginate
+from turnout.services.recruitment import MarketContext, money_str
 
 # Each kind: what it means and what to do (the CLI, the API and docs/reconciliation.md say
 # the same).
@@ -143,16 +144,13 @@ def _read_marketplace(ctx: MarketContext, hit_ids: Sequence[str], report: Report
     remote = _Remote()
     for index, hit_id in enumerate(hit_ids):
         try:
-            for a in paginate(ctx.client, "list_assignments_for_hit", "Assignments", HITId=hit_id,
-                              AssignmentStatuses=list(REVIEWABLE)):
+            for a in ctx.port.assignments_for_hit(hit_id, list(REVIEWABLE)):
                 remote.assignments[a["AssignmentId"]] = a
-            for b in paginate(ctx.client, "list_bonus_payments", "BonusPayments", HITId=hit_id):
-                remote.bonuses.setdefault(b["AssignmentId"], []).append(Decimal(str(b.get("BonusAmount", "0"))))
-        except Exception as exc:
-            failure = classify(exc)
-            if failure is None:
-                raise
-            if failure.unknown or "does not exist" not in failure.message:
+            for b in ctx.port.bonuses(hit_id=hit_id):
+                remote.bonuses.setdefault(b.assignment_id, []).append(b.amount)
+        except MarketError as exc:
+            failure = exc.failure
+            if failure.kind != FailureKind.NOT_FOUND:
                 raise TurnoutError(f"cannot read HIT {hit_id} from the marketplace: {failure.text}; "
                                    "nothing was compared, try again") from None
             # A HIT deleted on the marketplace: its assignments can no longer be read.
@@ -390,12 +388,10 @@ def check_assignment(ctx: MarketContext, assignment_id: str) -> list[Difference]
         raise InvalidInput("name an assignment id")
     a: dict[str, Any] | None = None
     try:
-        a = ctx.client.get_assignment(AssignmentId=assignment_id)["Assignment"]
-    except Exception as exc:
-        failure = classify(exc)
-        if failure is None:
-            raise
-        if failure.unknown or "does not exist" not in failure.message:
+        a = ctx.port.assignment_record(assignment_id)
+    except MarketError as exc:
+        failure = exc.failure
+        if failure.kind != FailureKind.NOT_FOUND:
             raise TurnoutError(f"cannot read assignment {assignment_id}: {failure.text}") from None
     if a is not None and a.get("AssignmentStatus") not in REVIEWABLE:
         a = None
@@ -410,12 +406,9 @@ def check_assignment(ctx: MarketContext, assignment_id: str) -> list[Difference]
     bonuses: list[Decimal] = []
     if a is not None and a.get("AssignmentStatus") == "Approved":
         try:
-            bonuses = [Decimal(str(b.get("BonusAmount", "0"))) for b in paginate(
-                ctx.client, "list_bonus_payments", "BonusPayments", AssignmentId=assignment_id)]
-        except Exception as exc:
-            failure = classify(exc)
-            if failure is None:
-                raise
+            bonuses = [b.amount for b in ctx.port.bonuses(assignment_id=assignment_id)]
+        except MarketError as exc:
+            failure = exc.failure
             raise TurnoutError(f"cannot read the bonuses of {assignment_id}: {failure.text}") from None
     durations = _durations(ctx, [hit_id] if hit_id else [])
     return _classify(ctx, assignment_id, a, rows, local.ledger.get(assignment_id, []), bonuses, local.excluded,

@@ -667,11 +667,9 @@ class MTurkServicesWrapper:
     @amt_services_wrapper_response
     def list_qualification_types(self, Query: str = "", MustBeRequestable: bool = False,  # noqa: N803
                                  MustBeOwnedByCaller: bool = True) -> dict[str, Any]:
-        from turnout.services.recruitment import paginate
-
         params: dict[str, Any] = {"MustBeRequestable": MustBeRequestable, "MustBeOwnedByCaller": MustBeOwnedByCaller}
         if Query:
             params["Query"] = Query
         with self._market() as ctx:
-            found = list(paginate(ctx.client, "list_qualification_types", "QualificationTypes", **params))
+            found = list(ctx.port.list_qualification_types(**params))
         return {"qualification_types": found}
