@@ -477,7 +477,7 @@ OTHER_PROJECTS_FLAG = "--allow-other-projects"
 
 def own_hit_ids(ctx: MarketContext) -> set[str]:
     """The HITs this project posted or knows (psiTurk's HIT table, turnout's records)."""
-    from turnout.services.hits import _study_hit_ids
+    from turnout.services.hit_views import _study_hit_ids
 
     return _study_hit_ids(ctx)
 

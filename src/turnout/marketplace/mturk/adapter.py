@@ -126,8 +126,8 @@ class MTurkMarketplace:
 
     def get_assignment(self, assignment_id: str) -> Assignment:
         a = self.assignment_record(assignment_id)
-        return Assignment(str(a["AssignmentId"]) if a.get("AssignmentId") else assignment_id, str(a["WorkerId"]),
-                          str(a["HITId"]), str(a.get("AssignmentStatus")))
+        return Assignment(str(a.get("AssignmentId") or assignment_id), str(a.get("WorkerId") or ""),
+                          str(a.get("HITId") or ""), str(a.get("AssignmentStatus") or ""))
 
     def assignments_for_hit(self, hit_id: str, statuses: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
         params: dict[str, Any] = {"AssignmentStatuses": list(statuses)} if statuses else {}
