@@ -543,22 +543,24 @@ def _targets_from_marketplace(ctx: MarketContext, hit_ids: Iterable[str], status
     return targets
 
 
-def scope_hit_ids(ctx: MarketContext, codeversion: str | None = None) -> list[str]:
-    """The HITs of one study, one mode and one codeversion: the only scope "all" ever means.
+def scope_hit_ids(ctx: MarketContext, codeversion: str | None = None, *, all_versions: bool = False) -> list[str]:
+    """The HITs of one study, one mode and one codeversion (the project's, unless named;
+    every codeversion with ``all_versions``): the only scope "all" ever means.
 
     HITs turnout created carry their codeversion; HITs from psiTurk (only in its HIT table)
     count when this mode's participants of that codeversion worked on them.
     """
     version = codeversion if codeversion is not None else ctx.codeversion
     R, H, P = ctx.db.models.HitRecord, ctx.db.models.Hit, ctx.db.models.Participant
+    records = select(R.hit_id).where(R.study == ctx.study, R.mode == ctx.mode, R.hit_id.is_not(None),
+                                     R.deleted_at.is_(None))
+    worked_on = select(P.hitid).where(P.mode == ctx.mode, P.hitid.in_(select(H.hitid)))
+    if not all_versions:
+        records, worked_on = records.where(R.codeversion == version), worked_on.where(P.codeversion == version)
     with ctx.db.begin() as session:
-        ids = list(session.scalars(select(R.hit_id).where(
-            R.study == ctx.study, R.mode == ctx.mode, R.codeversion == version, R.hit_id.is_not(None),
-            R.deleted_at.is_(None)).order_by(R.id)))
+        ids = list(session.scalars(records.order_by(R.id)))
         recorded = set(session.scalars(select(R.hit_id).where(R.mode == ctx.mode, R.hit_id.is_not(None))))
-        legacy = session.scalars(select(P.hitid).where(
-            P.mode == ctx.mode, P.codeversion == version, P.hitid.in_(select(H.hitid))).distinct())
-        ids.extend(sorted(h for h in legacy if h not in recorded))
+        ids.extend(sorted(h for h in session.scalars(worked_on.distinct()) if h and h not in recorded))
     return list(dict.fromkeys(ids))
 
 

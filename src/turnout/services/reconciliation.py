@@ -114,22 +114,8 @@ def status_name(value: int | None) -> str | None:
 
 
 def scope_hit_ids(ctx: MarketContext, codeversion: str | None) -> list[str]:
-    """This study's HITs in this mode (of one codeversion, when given).
-
-    turnout's own HIT records say their mode and codeversion; a HIT psiTurk created (only
-    in its HIT table) counts when participants of this mode (and codeversion) worked on it.
-    """
-    if codeversion is not None:
-        return payments.scope_hit_ids(ctx, codeversion)
-    R, H, P = ctx.db.models.HitRecord, ctx.db.models.Hit, ctx.db.models.Participant
-    with ctx.db.begin() as session:
-        ids = list(session.scalars(select(R.hit_id).where(
-            R.study == ctx.study, R.mode == ctx.mode, R.hit_id.is_not(None), R.deleted_at.is_(None))
-            .order_by(R.id)))
-        recorded = set(session.scalars(select(R.hit_id).where(R.mode == ctx.mode, R.hit_id.is_not(None))))
-        legacy = session.scalars(select(P.hitid).where(P.mode == ctx.mode, P.hitid.in_(select(H.hitid))).distinct())
-        ids.extend(sorted(h for h in legacy if h and h not in recorded))
-    return list(dict.fromkeys(h for h in ids if h))
+    """This study's HITs in this mode: of one codeversion when given, else of every one."""
+    return payments.scope_hit_ids(ctx, codeversion, all_versions=codeversion is None)
 
 
 @dataclass
