@@ -3,16 +3,13 @@
 psiTurk kept the MTurk mode in a process-global that each request overwrote, so an
 action could run in the wrong marketplace. Here a ``MarketContext`` names the mode, the
 client for that mode, the clock and the actor, and every service takes one explicitly.
-The web layer, the CLI and the scheduler each build their own and call the same services.
+Every door (web, API, CLI, scheduler) gets one from ``services.context.open_market``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -217,47 +214,3 @@ def is_database_trouble(exc: BaseException) -> bool:
     from turnout.errors import Unavailable
 
     return isinstance(exc, (DBAPIError, Unavailable))
-
-
-# --- building a client ----------------------------------------------------------------
-
-
-@contextmanager
-def open_marketplace(settings: Settings, mode: str, *, clock: Clock | None = None,
-                     endpoint_url: str | None = None, max_attempts: int = 3) -> Iterator[Any]:
-    """Yield a boto3 MTurk client for ``mode``; in local mode, for the project's own store.
-
-    ``local`` without ``endpoint_url`` serves the offline marketplace from a thread over
-    ``settings.marketplace_store``, the same SQLite store ``turnout serve`` mounts at
-    ``/_mturk/``. So the CLI works whether or not the server runs, and both see one state.
-    The client is always an unmodified boto3 client speaking MTurk's wire protocol.
-    """
-    from turnout.marketplace.client import make_client
-
-    if mode not in MODES:
-        raise InvalidInput(f"unknown marketplace mode {mode!r}; use one of {', '.join(MODES)}")
-    if mode != "local":
-        key = settings.raw.text("AWS Access", "aws_access_key_id")
-        secret = settings.raw.text("AWS Access", "aws_secret_access_key")
-        yield make_client(mode, endpoint_url=endpoint_url, aws_access_key_id=key or None,
-                          aws_secret_access_key=secret or None, max_attempts=max_attempts)
-        return
-    from turnout.marketplace.local import ThreadedMarketplace
-    from turnout.marketplace.project import open_store
-
-    # Local calls are signed with the store's key pair (the offline marketplace refuses
-    # unsigned ones); open_store also stops on an unusable [Marketplace] local_store.
-    store = settings.marketplace_store
-    try:
-        open_store(settings, clock).close()
-        running = None if endpoint_url else ThreadedMarketplace(store, clock=clock)
-    except (sqlite3.Error, OSError) as exc:
-        # A store another process holds locked (past SQLite's busy timeout), or one that is
-        # not a SQLite file: one line naming it, not a traceback.
-        raise Unavailable(f"cannot open the offline marketplace's store {store} ([Marketplace] local_store): "
-                          f"{exc}; if another turnout command is using it, try again") from None
-    if running is None:
-        yield make_client(mode, endpoint_url=endpoint_url, store=store, max_attempts=max_attempts)
-        return
-    with running as market:
-        yield make_client("local", endpoint_url=market.endpoint_url, store=store, max_attempts=max_attempts)
