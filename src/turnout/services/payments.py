@@ -11,7 +11,7 @@ Every action is four small steps (healthchecks' claimable work, sendalerts.py):
    failed, unknown (or a claim gone stale, or held by a dead process on this host); it
    must change exactly one row, so of two processes at once only one calls the marketplace.
 3. **call**: the marketplace call, with the row's deterministic UniqueRequestToken where
-   MTurk takes one (SendBonus). Every attempt botocore makes is watched: if any of them
+   MTurk takes one (SendBonus). Every attempt the adapter makes is watched: if any of them
    went unanswered or got a 5xx, the call is ``unknown`` whatever the later retries said.
 4. **outcome**: succeeded / failed (definitely refused) / unknown (may have been applied) /
    noop (nothing moved under this row), in one transaction with the participant's status
