@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from turnout.marketplace.client import describe_client_error
-from turnout.marketplace.mturk import hit_content
+from turnout.marketplace.mturk.hit_content import BONUS_FEE_RATE, fee_rate, requires_masters
 from turnout.marketplace.mturk.errors import classify, watch_attempts
 from turnout.marketplace.port import Assignment, Bonus, FailureKind, MarketError, MarketFailure
 
@@ -180,8 +180,7 @@ class MTurkMarketplace:
 
     # --- MTurk's rules the services report ---------------------------------------------------
     def fee_rate(self, *, assignments: int, qualifications: Any = None) -> Decimal:
-        return hit_content.fee_rate(assignments=assignments,
-                                    masters=hit_content.requires_masters(qualifications))
+        return fee_rate(assignments=assignments, masters=requires_masters(qualifications))
 
     def bonus_fee_rate(self) -> Decimal:
-        return hit_content.BONUS_FEE_RATE
+        return BONUS_FEE_RATE
