@@ -13,8 +13,8 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from turnout.marketplace.client import describe_client_error
-from turnout.marketplace.mturk.hit_content import BONUS_FEE_RATE, fee_rate, requires_masters
 from turnout.marketplace.mturk.errors import classify, watch_attempts
+from turnout.marketplace.mturk.hit_content import BONUS_FEE_RATE, fee_rate, requires_masters
 from turnout.marketplace.port import Assignment, Bonus, FailureKind, MarketError, MarketFailure
 
 T = TypeVar("T")
