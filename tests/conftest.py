@@ -45,6 +45,17 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest
     monkeypatch.setenv("PSITURK_GLOBAL_CONFIG_LOCATION", str(tmp_path_factory.mktemp("globalcfg")))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_marketplaces() -> Iterator[None]:
+    """Each test starts with no marketplace opened by the process-wide factory, and the
+    offline marketplace threads a test's CLI calls or app started are stopped after it."""
+    yield
+    from turnout.marketplace import factory
+
+    if factory.cached():
+        factory.reset()
+
+
 def _fresh_namespace(backend: str, tmp_path: Path) -> tuple[str, Any]:
     """A URL to an empty database of ``backend`` and a function that drops it."""
     if backend == "sqlite":

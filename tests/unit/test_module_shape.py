@@ -20,15 +20,11 @@ MAX_LINES = 600
 OVERSIZED = {
     "turnout/services/payments.py",  # engineer `batches`
     "turnout/services/hits.py",  # engineer `port`
-    "turnout/cli_marketplace.py",  # engineer `doors` (cli/ package)
     "turnout/compat/psiturk/amt_services_wrapper.py",
 }
 # Cycles other engineers are removing, as the sorted tuple of their modules (the cli one:
 # engineer `doors` makes cli/ a package). The integrator empties this set.
-KNOWN_CYCLES: set[tuple[str, ...]] = {
-    ("turnout.cli", "turnout.cli_accounts", "turnout.cli_local_marketplace", "turnout.cli_marketplace",
-     "turnout.cli_reconcile", "turnout.cli_scheduler", "turnout.cli_simulate"),
-}
+KNOWN_CYCLES: set[tuple[str, ...]] = set()
 
 
 @cache

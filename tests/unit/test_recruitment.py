@@ -16,11 +16,11 @@ from turnout.db.engine import Database
 from turnout.db.migrate import upgrade
 from turnout.errors import InvalidInput
 from turnout.marketplace import make_client
+from turnout.marketplace.mturk.errors import classify
+from turnout.marketplace.port import FailureKind
 from turnout.services import hits, payments
 from turnout.services.recruitment import (
     MarketContext,
-    classify,
-    is_duplicate_token,
     parse_count,
     parse_hours,
     parse_money,
@@ -144,13 +144,13 @@ def test_classify_sorts_definite_from_unknown() -> None:
     ("The HIT with UniqueRequestToken t already exists: HITId 3ABC", "AWS.MechanicalTurk.HitAlreadyExists"),
 ])
 def test_duplicate_token_answers_count_as_success(message: str, turk: str | None) -> None:
-    assert is_duplicate_token(classify(_client_error("RequestError", message, 400, turk)))
+    assert classify(_client_error("RequestError", message, 400, turk)).kind == FailureKind.ALREADY_DONE
 
 
 def test_insufficient_funds_is_not_a_duplicate() -> None:
     failure = classify(_client_error("RequestError", "This Requester has insufficient funds in their account",
                                      400, "AWS.MechanicalTurk.InsufficientFunds"))
-    assert not is_duplicate_token(failure)
+    assert failure.kind != FailureKind.ALREADY_DONE
 
 
 @pytest.fixture

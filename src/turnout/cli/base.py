@@ -200,7 +200,8 @@ def market(click_ctx: click.Context, mode: str | None) -> Iterator[Any]:
     from turnout.db.migrate import is_current
     from turnout.errors import TurnoutError
     from turnout.marketplace.client import ENDPOINT_ENV, describe_client_error
-    from turnout.services.recruitment import MarketContext, open_marketplace
+    from turnout.marketplace.port import MarketError
+    from turnout.services.context import open_market
 
     settings = _settings(click_ctx)
     chosen = mode or settings.default_mode
@@ -210,13 +211,14 @@ def market(click_ctx: click.Context, mode: str | None) -> Iterator[Any]:
             raise CliError("the database is not at turnout's current schema; run `turnout db upgrade` first")
         clock = SystemClock()
         endpoint = os.environ.get(ENDPOINT_ENV) if chosen == "local" else None
-        with open_marketplace(settings, chosen, clock=clock, endpoint_url=endpoint or None) as client:
-            yield MarketContext(db=database, settings=settings, clock=clock, mode=chosen, client=client,
-                                actor=_actor())
+        yield open_market(settings, database, chosen, _actor(), clock, endpoint_url=endpoint or None,
+                          check_credentials=False)
     except TurnoutError as exc:
         raise CliError(exc.message) from None
     except (ClientError, BotoCoreError) as exc:
         raise CliError(describe_client_error(exc)) from None
+    except MarketError as exc:
+        raise CliError(exc.description) from None
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     finally:

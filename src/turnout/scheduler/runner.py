@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,10 +42,13 @@ ARRIVALS_TICK_SECONDS = 1.0
 
 def _market_opener(settings: Callable[[], Settings], clock: Clock,
                    endpoint: str | None) -> Callable[[str], AbstractContextManager[Any]]:
-    from turnout.services.recruitment import open_marketplace
+    from turnout.marketplace.factory import marketplace_for
 
     def opener(mode: str) -> AbstractContextManager[Any]:
-        return open_marketplace(settings(), mode, clock=clock, endpoint_url=endpoint if mode == "local" else None)
+        # The process's one marketplace for the mode (built on first use, then kept).
+        market = marketplace_for(settings(), mode, clock=clock, endpoint_url=endpoint if mode == "local" else None,
+                                 check_credentials=False)
+        return nullcontext(market.client)  # type: ignore[attr-defined]
 
     return opener
 

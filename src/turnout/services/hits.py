@@ -12,50 +12,58 @@ delete explains why it cannot delete instead of failing with MTurk's confusing t
 from __future__ import annotations
 
 import json
-import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
-from xml.sax.saxutils import escape
 
 from sqlalchemy import select
 
 from turnout.config import ConfigError, Settings
-from turnout.errors import Conflict, InvalidInput, NotFound, TurnoutError
+from turnout.errors import Conflict, InvalidInput, TurnoutError
+from turnout.marketplace.mturk import hit_content
+from turnout.marketplace.mturk.hit_content import (  # noqa: F401 - MTurk's ids, re-exported for callers
+    EXTERNAL_QUESTION_NS,
+    FRAME_HEIGHT,
+    LARGE_HIT,
+    LOCALE,
+    MASTERS,
+    MAX_QUALIFICATIONS,
+    NUMBER_APPROVED,
+    PERCENT_APPROVED,
+    external_question,
+)
+from turnout.marketplace.port import FailureKind, MarketError
 from turnout.services import audit
+from turnout.services.hit_views import (  # noqa: F401 - the read side, re-exported for callers
+    ASSIGNMENT_STATUSES,
+    balance,
+    call,
+    get_hit,
+    hit_view,
+    join_local,
+    list_assignments,
+    list_hits,
+    marketplace_bonuses,
+)
 from turnout.services.recruitment import (
     DURATION_SECONDS,
     LIFETIME_SECONDS,
     MIN_REWARD,
     CallFailure,
     MarketContext,
-    classify,
-    is_duplicate_token,
+    market_error,
     money_str,
-    paginate,
     parse_count,
     parse_hours,
     parse_money,
     request_token,
     require_live_confirmation,
-    watch_attempts,
 )
 
 SECTION = "HIT Configuration"
-PERCENT_APPROVED = "000000000000000000L0"
-NUMBER_APPROVED = "00000000000000000040"
-LOCALE = "00000000000000000071"
-MASTERS = {"sandbox": "2ARFPLSP75KLA8M8DH1HTEQVJT3SY6", "live": "2F1QJWKUDD8XADTFD2Q0G6UTO95ALH",
-           "local": "2ARFPLSP75KLA8M8DH1HTEQVJT3SY6"}
-EXTERNAL_QUESTION_NS = ("http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/"
-                        "2006-07-14/ExternalQuestion.xsd")
-FRAME_HEIGHT = 600
-MAX_QUALIFICATIONS = 10  # CreateHIT accepts 0-10 QualificationRequirements (MTURK_FACTS)
-LARGE_HIT = 10  # 10+ assignments: +20% fee, and a <10 HIT can never grow to 10+
-_HIT_ID = re.compile(r"\b([A-Z0-9]{20,64})\b")
 REPEAT_PURPOSE = "block_repeat"
 WORKER_SEARCH = {"sandbox": "https://workersandbox.mturk.com/projects?filters%5Bsearch_term%5D=",
                  "live": "https://worker.mturk.com/projects?filters%5Bsearch_term%5D="}
@@ -97,21 +105,13 @@ def qualification_requirements(settings: Settings, mode: str, *, require_ids: Se
     (command line first, then ``require_quals_<mode>``) Exists; 6 each blocked id
     DoesNotExist (then turnout's own "took part already" qualification); 7 advanced quals.
     """
-    quals: list[dict[str, Any]] = [
-        {"QualificationTypeId": PERCENT_APPROVED, "Comparator": "GreaterThanOrEqualTo",
-         "IntegerValues": [settings.hit.approve_requirement]},
-        {"QualificationTypeId": NUMBER_APPROVED, "Comparator": "GreaterThanOrEqualTo",
-         "IntegerValues": [settings.hit.number_hits_approved]},
-    ]
-    if settings.hit.require_master_workers:
-        quals.append({"QualificationTypeId": MASTERS[mode], "Comparator": "Exists"})
-    if settings.hit.us_only:
-        quals.append({"QualificationTypeId": LOCALE, "Comparator": "EqualTo", "LocaleValues": [{"Country": "US"}]})
-    for qid in [*require_ids, *_id_list(settings.hit.require_quals[mode])]:
-        quals.append({"QualificationTypeId": qid, "Comparator": "Exists"})
-    for qid in [*block_ids, *_id_list(settings.hit.block_quals[mode]), *extra_block_ids]:
-        quals.append({"QualificationTypeId": qid, "Comparator": "DoesNotExist"})
-    quals.extend(advanced_qualifications(settings, mode))
+    quals = hit_content.requirements(
+        mode, approve_requirement=settings.hit.approve_requirement,
+        number_hits_approved=settings.hit.number_hits_approved,
+        masters=settings.hit.require_master_workers, us_only=settings.hit.us_only,
+        require_ids=[*require_ids, *_id_list(settings.hit.require_quals[mode])],
+        block_ids=[*block_ids, *_id_list(settings.hit.block_quals[mode]), *extra_block_ids],
+        advanced=advanced_qualifications(settings, mode))
     if len(quals) > MAX_QUALIFICATIONS:
         raise InvalidInput(f"this HIT would have {len(quals)} qualification requirements; MTurk allows at most "
                            f"{MAX_QUALIFICATIONS} (check require/block quals and advanced_quals_path)")
@@ -135,13 +135,6 @@ def worker_search_url(mode: str, title: str) -> str | None:
     return site + quote_plus(title) if site else None
 
 
-def external_question(url: str) -> str:
-    """psiTurk's ExternalQuestion, with the URL XML-escaped (psiTurk's was not, so an ``&``
-    in ad_url made MTurk refuse the HIT with XMLParseError)."""
-    return (f'<ExternalQuestion xmlns="{EXTERNAL_QUESTION_NS}"><ExternalURL>{escape(url)}</ExternalURL>'
-            f"<FrameHeight>{FRAME_HEIGHT}</FrameHeight></ExternalQuestion>")
-
-
 @dataclass(frozen=True)
 class CostEstimate:
     """What a HIT costs if every assignment is approved (MTURK_FACTS "Commission")."""
@@ -160,9 +153,8 @@ class CostEstimate:
 
 
 def cost_estimate(assignments: int, reward: Decimal, *, masters: bool = False) -> CostEstimate:
-    """20% fee (40% with 10 or more assignments, +5% for Masters), at least $0.01 each."""
-    rate = Decimal("0.20") + (Decimal("0.20") if assignments >= LARGE_HIT else 0) + (
-        Decimal("0.05") if masters else 0)
+    """MTurk's fee (20%, 40% with 10 or more assignments, +5% for Masters), at least $0.01 each."""
+    rate = hit_content.fee_rate(assignments=assignments, masters=masters)
     per_fee = max(Decimal("0.01"), (reward * rate).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)) \
         if reward > 0 else Decimal("0.00")
     rewards = reward * assignments
@@ -187,7 +179,7 @@ class HitRequest:
 
     @property
     def masters(self) -> bool:
-        return any(q["QualificationTypeId"] in MASTERS.values() for q in self.qualifications)
+        return hit_content.requires_masters(self.qualifications)
 
     def cost(self) -> CostEstimate:
         return cost_estimate(self.max_assignments, self.reward, masters=self.masters)
@@ -220,129 +212,7 @@ def build_hit_request(ctx: MarketContext, *, max_assignments: int, reward: Any, 
     )
 
 
-# --- views -------------------------------------------------------------------------
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
-def hit_view(ctx: MarketContext, hit: dict[str, Any], record: Any | None = None) -> dict[str, Any]:
-    """psiTurk's MTurkHIT fields (PSITURK_FACTS §6.1), plus turnout's local record."""
-    maximum = int(hit.get("MaxAssignments", 0))
-    completed = int(hit.get("NumberOfAssignmentsCompleted", 0))
-    pending = int(hit.get("NumberOfAssignmentsPending", 0))
-    available = int(hit.get("NumberOfAssignmentsAvailable", 0))
-    expiration = hit.get("Expiration")
-    return {
-        "hitid": hit["HITId"],
-        "title": hit.get("Title"),
-        "status": hit.get("HITStatus"),
-        "max_assignments": maximum,
-        "number_assignments_completed": completed,
-        "number_assignments_pending": pending,
-        "number_assignments_available": available,
-        "number_submissions_needing_action": maximum - completed - pending - available,
-        "creation_time": _iso(hit.get("CreationTime")),
-        "expiration": _iso(expiration),
-        "is_expired": bool(expiration and ctx.clock.now() >= expiration),
-        "assignment_duration_in_seconds": hit.get("AssignmentDurationInSeconds"),
-        "reward": hit.get("Reward"),
-        "description": hit.get("Description"),
-        "annotation": hit.get("RequesterAnnotation"),
-        "mode": ctx.mode,
-        "codeversion": record.codeversion if record is not None else None,
-        "in_study": record is not None or None,
-    }
-
-
-def _study_hit_ids(ctx: MarketContext) -> set[str]:
-    """The current study's HITs: psiTurk's HIT table, plus turnout's records for this mode."""
-    H, R = ctx.db.models.Hit, ctx.db.models.HitRecord
-    with ctx.db.begin() as session:
-        ids = set(session.scalars(select(H.hitid)))
-        ids.update(h for h in session.scalars(select(R.hit_id).where(
-            R.study == ctx.study, R.mode == ctx.mode, R.hit_id.is_not(None))) if h)
-    return ids
-
-
-def _records(ctx: MarketContext, hit_ids: Iterable[str]) -> dict[str, Any]:
-    R = ctx.db.models.HitRecord
-    ids = list(hit_ids)
-    found: dict[str, Any] = {}
-    with ctx.db.begin() as session:
-        for start in range(0, len(ids), 500):
-            for rec in session.scalars(select(R).where(R.mode == ctx.mode, R.hit_id.in_(ids[start:start + 500]))):
-                found[rec.hit_id] = rec
-    return found
-
-
-def _marketplace_error(failure: CallFailure, what: str) -> TurnoutError:
-    if failure.unknown:
-        return TurnoutError(f"{what}: the marketplace did not answer clearly ({failure.text}); "
-                            "it may or may not have happened, check before retrying")
-    if "does not exist" in failure.message:
-        return NotFound(f"{what}: {failure.text}")
-    return Conflict(f"{what}: {failure.text}")
-
-
-def _call(ctx: MarketContext, what: str, operation: str, **params: Any) -> dict[str, Any]:
-    """One marketplace call whose errors become turnout error values."""
-    try:
-        return getattr(ctx.client, operation)(**params)
-    except Exception as exc:
-        failure = classify(exc)
-        if failure is None:
-            raise
-        raise _marketplace_error(failure, what) from None
-
-
-def list_hits(ctx: MarketContext, *, all_studies: bool = False, active: bool = False,
-              reviewable: bool = False) -> list[dict[str, Any]]:
-    """This study's HITs on this marketplace (or every HIT of the account with
-    ``all_studies``), with psiTurk's counts; ``active`` = not expired, ``reviewable`` =
-    Reviewable or Reviewing (psiTurk's filters)."""
-    if active and reviewable:
-        raise InvalidInput("choose at most one of active and reviewable")
-    mine = None if all_studies else _study_hit_ids(ctx)
-    try:
-        hits = [h for h in paginate(ctx.client, "list_hits", "HITs") if mine is None or h["HITId"] in mine]
-    except Exception as exc:
-        failure = classify(exc)
-        if failure is None:
-            raise
-        raise _marketplace_error(failure, "listing HITs") from None
-    records = _records(ctx, [h["HITId"] for h in hits])
-    views = [hit_view(ctx, h, records.get(h["HITId"])) for h in hits]
-    if active:
-        views = [v for v in views if not v["is_expired"]]
-    if reviewable:
-        views = [v for v in views if v["status"] in ("Reviewable", "Reviewing")]
-    views.sort(key=lambda v: v["creation_time"] or "")
-    return views
-
-
-def get_hit(ctx: MarketContext, hit_id: str) -> dict[str, Any]:
-    hit = _call(ctx, f"HIT {hit_id}", "get_hit", HITId=hit_id)["HIT"]
-    return hit_view(ctx, hit, _records(ctx, [hit_id]).get(hit_id))
-
-
-def balance(ctx: MarketContext) -> dict[str, Any]:
-    answer = _call(ctx, "account balance", "get_account_balance")
-    return {"mode": ctx.mode, "available_balance": answer.get("AvailableBalance"),
-            "on_hold_balance": answer.get("OnHoldBalance")}
-
-
 # --- create ------------------------------------------------------------------------
-
-
-def _hit_id_from(failure: CallFailure) -> str | None:
-    text = failure.message
-    after = text.split("HITId", 1)[1] if "HITId" in text else text
-    for match in _HIT_ID.finditer(after):
-        if any(c.isalpha() for c in match.group(1)):
-            return match.group(1)
-    return None
 
 
 def create_hit(ctx: MarketContext, *, max_assignments: int, reward: Any, duration_hours: Any,
@@ -383,27 +253,14 @@ def create_hit(ctx: MarketContext, *, max_assignments: int, reward: Any, duratio
         record_id, token = record.id, record.request_token
     hit_id: str | None = None
     failure: CallFailure | None = None
-    attempts = None
     try:
-        with watch_attempts(ctx.client) as attempts:
-            answer = ctx.client.create_hit(
-                MaxAssignments=request.max_assignments, LifetimeInSeconds=request.lifetime_seconds,
-                AssignmentDurationInSeconds=request.duration_seconds, Reward=money_str(request.reward),
-                Title=request.title, Keywords=request.keywords, Description=request.description,
-                Question=request.question, QualificationRequirements=request.qualifications,
-                RequesterAnnotation=request.annotation, UniqueRequestToken=token)
-        hit_id = answer["HIT"]["HITId"]
-    except Exception as exc:
-        failure = classify(exc)
-        if failure is None:
-            raise
-        if not failure.unknown and is_duplicate_token(failure):
-            hit_id = _hit_id_from(failure)
-            failure = None if hit_id else failure
-        elif attempts is not None and attempts.count > 1 and attempts.ambiguous and not failure.unknown:
+        hit_id = ctx.port.post_hit(request, token=token)
+    except MarketError as exc:
+        failure = exc.failure
+        if failure.ambiguous and not failure.unknown and failure.kind != FailureKind.ALREADY_DONE:
             # An earlier attempt may have posted the HIT; a later throttle does not say otherwise.
-            failure = CallFailure(unknown=True, code=failure.code, message=f"{failure.message} (an earlier "
-                                  f"attempt got {attempts.ambiguous})", turk_code=failure.turk_code)
+            failure = CallFailure(FailureKind.UNKNOWN_OUTCOME, failure.code, f"{failure.message} (an earlier "
+                                  f"attempt got {failure.ambiguous})", failure.detail)
     state = "created" if hit_id else ("unknown" if failure and failure.unknown else "failed")
     with ctx.db.begin() as session:
         record = session.get(R, record_id)
@@ -438,8 +295,7 @@ def expire_hits(ctx: MarketContext, hit_ids: Sequence[str]) -> list[dict[str, An
     results = []
     for hit_id in hit_ids:
         try:
-            _call(ctx, f"expire HIT {hit_id}", "update_expiration_for_hit", HITId=hit_id,
-                  ExpireAt=ctx.clock.now() - timedelta(days=30))
+            call(ctx, f"expire HIT {hit_id}", "expire_hit", hit_id, now=ctx.clock.now())
             results.append(_result(hit_id, True, f"expired {ctx.mode} HIT {hit_id}"))
         except TurnoutError as exc:
             results.append(_result(hit_id, False, exc.message))
@@ -454,8 +310,7 @@ def expire_all(ctx: MarketContext) -> list[dict[str, Any]]:
 
 
 def _submitted_count(ctx: MarketContext, hit_id: str) -> int:
-    return sum(1 for _ in paginate(ctx.client, "list_assignments_for_hit", "Assignments", HITId=hit_id,
-                                   AssignmentStatuses=["Submitted"]))
+    return sum(1 for _ in ctx.port.assignments_for_hit(hit_id, ["Submitted"]))
 
 
 def delete_hits(ctx: MarketContext, hit_ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -469,7 +324,7 @@ def delete_hits(ctx: MarketContext, hit_ids: Sequence[str]) -> list[dict[str, An
     results = []
     for hit_id in hit_ids:
         try:
-            hit = _call(ctx, f"HIT {hit_id}", "get_hit", HITId=hit_id)["HIT"]
+            hit = call(ctx, f"HIT {hit_id}", "get_hit", hit_id)
             status = hit.get("HITStatus")
             if status not in ("Reviewable", "Reviewing"):
                 raise Conflict(f"HIT {hit_id} is {status}: only an expired or finished (Reviewable) HIT can be "
@@ -479,18 +334,15 @@ def delete_hits(ctx: MarketContext, hit_ids: Sequence[str]) -> list[dict[str, An
                 raise Conflict(f"HIT {hit_id} has {waiting} submitted assignment(s) not yet approved or "
                                "rejected; review them first (turnout worker approve --hit "
                                f"{hit_id})")
-            _call(ctx, f"delete HIT {hit_id}", "delete_hit", HITId=hit_id)
+            call(ctx, f"delete HIT {hit_id}", "delete_hit", hit_id)
             with ctx.db.begin() as session:
                 for rec in session.scalars(select(R).where(R.mode == ctx.mode, R.hit_id == hit_id)):
                     rec.deleted_at = ctx.clock.now()
             results.append(_result(hit_id, True, f"deleted {ctx.mode} HIT {hit_id}"))
         except TurnoutError as exc:
             results.append(_result(hit_id, False, exc.message))
-        except Exception as exc:
-            failure = classify(exc)
-            if failure is None:
-                raise
-            results.append(_result(hit_id, False, _marketplace_error(failure, f"HIT {hit_id}").message))
+        except MarketError as exc:
+            results.append(_result(hit_id, False, market_error(exc.failure, f"HIT {hit_id}").message))
         audit.write(ctx, "hit.delete", outcome="ok" if results[-1]["ok"] else "failed", target=hit_id,
                     message=results[-1]["message"])
     return results
@@ -524,7 +376,7 @@ def extend_hit(ctx: MarketContext, hit_id: str, *, assignments: int | None = Non
         raise InvalidInput("say what to extend: a number of assignments and/or minutes")
     if assignments:
         require_live_confirmation(ctx, confirm_live, "adding assignments")
-    hit = _call(ctx, f"HIT {hit_id}", "get_hit", HITId=hit_id)["HIT"]
+    hit = call(ctx, f"HIT {hit_id}", "get_hit", hit_id)
     current = int(hit["MaxAssignments"])
     if assignments and current < LARGE_HIT <= current + assignments:
         raise InvalidInput(
@@ -549,7 +401,7 @@ def extend_hit(ctx: MarketContext, hit_id: str, *, assignments: int | None = Non
         if minutes:
             start = max(hit["Expiration"], ctx.clock.now())
             expire_at = start + timedelta(minutes=minutes)
-            _call(ctx, f"extend HIT {hit_id}", "update_expiration_for_hit", HITId=hit_id, ExpireAt=expire_at)
+            call(ctx, f"extend HIT {hit_id}", "extend_expiry", hit_id, expire_at)
             done["expiration"] = expire_at.isoformat()
     except TurnoutError as exc:
         if not exc.detail.get("unknown"):  # an unknown outcome is already recorded, with its token
@@ -585,104 +437,19 @@ def _add_assignments(ctx: MarketContext, hit_id: str, assignments: int, token: s
     """CreateAdditionalAssignmentsForHIT with ``token``; an answer that may hide an applied
     request (no response, a 5xx, even when a later retry was throttled) is recorded as
     unknown with the token, so the next run settles it instead of adding more."""
-    with watch_attempts(ctx.client) as attempts:
-        try:
-            ctx.client.create_additional_assignments_for_hit(
-                HITId=hit_id, NumberOfAdditionalAssignments=assignments, UniqueRequestToken=token)
-            return
-        except Exception as exc:
-            failure = classify(exc)
-            if failure is None:
-                raise
-    if not failure.unknown and is_duplicate_token(failure):
+    try:
+        ctx.port.add_assignments(hit_id, assignments, token=token)
         return
-    ambiguous = attempts.ambiguous if attempts.count > 1 else None
+    except MarketError as exc:
+        failure = exc.failure
+    if failure.kind == FailureKind.ALREADY_DONE:
+        return
+    ambiguous = failure.ambiguous
     if failure.unknown or ambiguous:
         audit.write(ctx, "hit.extend", outcome="unknown", target=hit_id, assignments=assignments, token=token,
                     before=before, error=failure.text)
         raise TurnoutError(f"add assignments to HIT {hit_id}: the marketplace did not answer clearly "
                            f"({failure.text}); it may or may not have happened. Run the same command again to "
                            "settle it: it will not add twice", unknown=True)
-    raise _marketplace_error(failure, f"add assignments to HIT {hit_id}")
+    raise market_error(failure, f"add assignments to HIT {hit_id}")
 
-
-# --- assignments ---------------------------------------------------------------------
-
-ASSIGNMENT_STATUSES = ("Submitted", "Approved", "Rejected")
-
-
-def list_assignments(ctx: MarketContext, *, hit_ids: Sequence[str] | None = None, status: str | None = None,
-                     all_studies: bool = False) -> list[dict[str, Any]]:
-    """Assignments from the marketplace (the truth for what was submitted), joined with
-    the local participant row and the ledger, for the given HITs or the current study's."""
-    if status is not None and status not in ASSIGNMENT_STATUSES:
-        raise InvalidInput(f"status must be one of {', '.join(ASSIGNMENT_STATUSES)}, got {status!r}")
-    if hit_ids is None:
-        hit_ids = [h["hitid"] for h in list_hits(ctx, all_studies=all_studies)]
-    params: dict[str, Any] = {"AssignmentStatuses": [status]} if status else {}
-    found: list[dict[str, Any]] = []
-    for hit_id in hit_ids:
-        try:
-            found.extend(paginate(ctx.client, "list_assignments_for_hit", "Assignments", HITId=hit_id, **params))
-        except Exception as exc:
-            failure = classify(exc)
-            if failure is None:
-                raise
-            raise _marketplace_error(failure, f"assignments of HIT {hit_id}") from None
-    return join_local(ctx, found, market_bonuses=marketplace_bonuses(ctx, hit_ids))
-
-
-def marketplace_bonuses(ctx: MarketContext, hit_ids: Sequence[str]) -> dict[str, list[str]] | None:
-    """The bonuses the marketplace itself paid, per assignment (ListBonusPayments per HIT),
-    or None when it cannot say (the listing then shows the ledger's view only)."""
-    found: dict[str, list[str]] = {}
-    try:
-        for hit_id in dict.fromkeys(hit_ids):
-            for b in paginate(ctx.client, "list_bonus_payments", "BonusPayments", HITId=hit_id):
-                found.setdefault(str(b["AssignmentId"]), []).append(money_str(Decimal(str(b["BonusAmount"]))))
-    except Exception as exc:
-        if classify(exc) is None:
-            raise
-        return None
-    return found
-
-
-def join_local(ctx: MarketContext, assignments: list[dict[str, Any]], *,
-               market_bonuses: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
-    """Each assignment with its local participant row, its ledger rows and (when given) the
-    bonuses the marketplace shows for it: ``bonuses_marketplace`` differs from
-    ``bonuses_paid`` when another project, another tool or a lost answer paid one the
-    ledger does not hold (``bonus_mismatch``)."""
-    P, L = ctx.db.models.Participant, ctx.db.models.LedgerEntry
-    ids = [a["AssignmentId"] for a in assignments]
-    local: dict[tuple[str, str], Any] = {}
-    ledger: dict[str, list[Any]] = {}
-    with ctx.db.begin() as session:
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            for p in session.scalars(select(P).where(P.assignmentid.in_(chunk))):
-                local[(p.assignmentid, p.workerid)] = p
-            for entry in session.scalars(select(L).where(L.mode == ctx.mode, L.assignment_id.in_(chunk))
-                                         .order_by(L.id)):
-                ledger.setdefault(entry.assignment_id, []).append(entry)
-    rows = []
-    for a in assignments:
-        p = local.get((a["AssignmentId"], a["WorkerId"]))
-        entries = ledger.get(a["AssignmentId"], [])
-        rows.append({
-            "hitId": a["HITId"], "assignmentId": a["AssignmentId"], "workerId": a["WorkerId"],
-            "status": a.get("AssignmentStatus"), "accept_time": _iso(a.get("AcceptTime")),
-            "submit_time": _iso(a.get("SubmitTime")),
-            "uniqueid": p.uniqueid if p is not None else None,
-            "local_status": p.status if p is not None else None,
-            "codeversion": p.codeversion if p is not None else None,
-            "bonus": (str(p.bonus) if p.bonus is not None else None) if p is not None else "not-found-in-study-database",
-            "bonuses_paid": [e.amount for e in entries if e.kind == "bonus" and e.state == "succeeded"],
-            "bonuses_marketplace": (sorted(market_bonuses.get(a["AssignmentId"], []))
-                                    if market_bonuses is not None else None),
-            "ledger": [{"kind": e.kind, "state": e.state, "amount": e.amount} for e in entries],
-        })
-        row = rows[-1]
-        row["bonus_mismatch"] = (row["bonuses_marketplace"] is not None
-                                 and sorted(row["bonuses_paid"]) != row["bonuses_marketplace"])
-    return rows

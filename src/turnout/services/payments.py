@@ -11,7 +11,7 @@ Every action is four small steps (healthchecks' claimable work, sendalerts.py):
    failed, unknown (or a claim gone stale, or held by a dead process on this host); it
    must change exactly one row, so of two processes at once only one calls the marketplace.
 3. **call**: the marketplace call, with the row's deterministic UniqueRequestToken where
-   MTurk takes one (SendBonus). Every attempt botocore makes is watched: if any of them
+   MTurk takes one (SendBonus). Every attempt the adapter makes is watched: if any of them
    went unanswered or got a 5xx, the call is ``unknown`` whatever the later retries said.
 4. **outcome**: succeeded / failed (definitely refused) / unknown (may have been applied) /
    noop (nothing moved under this row), in one transaction with the participant's status
@@ -42,21 +42,17 @@ from sqlalchemy.exc import IntegrityError
 
 from turnout.errors import Forbidden, InvalidInput, TurnoutError
 from turnout.experiment.status import Status, transition
+from turnout.marketplace.port import FailureKind, MarketError
 from turnout.services import audit
 from turnout.services.recruitment import (
     CENT,
     CallFailure,
     MarketContext,
-    classify,
     is_database_trouble,
-    is_duplicate_token,
-    is_wrong_assignment_state,
     money_str,
-    paginate,
     parse_money,
     request_token,
     require_live_confirmation,
-    watch_attempts,
 )
 
 KINDS = ("approve", "reject", "unreject", "bonus")
@@ -263,10 +259,8 @@ def _claim(ctx: MarketContext, entry_id: int, claimant: str) -> tuple[Any, str] 
 
 def _assignment_status(ctx: MarketContext, assignment_id: str) -> str | None:
     try:
-        return str(ctx.client.get_assignment(AssignmentId=assignment_id)["Assignment"]["AssignmentStatus"])
-    except Exception as exc:
-        if classify(exc) is None:
-            raise
+        return ctx.port.get_assignment(assignment_id).status
+    except MarketError:
         return None
 
 
@@ -279,13 +273,12 @@ def _unaccounted_bonuses(ctx: MarketContext, entry: Any) -> list[Decimal]:
     L = ctx.db.models.LedgerEntry
     since = entry.created_at - CLOCK_SKEW_ALLOWANCE
     found = []
-    for b in paginate(ctx.client, "list_bonus_payments", "BonusPayments", AssignmentId=entry.assignment_id):
-        if b.get("WorkerId") not in (None, entry.worker_id):
+    for b in ctx.port.bonuses(assignment_id=entry.assignment_id):
+        if b.worker_id not in (None, entry.worker_id):
             continue
-        granted = b.get("GrantTime")
-        if isinstance(granted, datetime) and granted.tzinfo is not None and granted < since:
+        if isinstance(b.granted, datetime) and b.granted.tzinfo is not None and b.granted < since:
             continue
-        found.append(Decimal(str(b.get("BonusAmount", "0"))))
+        found.append(b.amount)
     with ctx.db.begin() as session:
         known = [Decimal(a) for a in session.scalars(select(L.amount).where(
             L.mode == entry.mode, L.kind == "bonus", L.assignment_id == entry.assignment_id,
@@ -300,11 +293,8 @@ def _bonus_check(ctx: MarketContext, entry: Any) -> tuple[str, CallFailure | Non
     """Before re-sending a bonus that may have landed: did it? None means "send it"."""
     try:
         found = _unaccounted_bonuses(ctx, entry)
-    except Exception as exc:
-        failure = classify(exc)
-        if failure is None:
-            raise
-        return "unknown", failure, "could not check ListBonusPayments, so nothing was re-sent"
+    except MarketError as exc:
+        return "unknown", exc.failure, "could not check ListBonusPayments, so nothing was re-sent"
     if not found:
         return None
     if Decimal(entry.amount) in found:
@@ -326,31 +316,26 @@ def _send(ctx: MarketContext, entry: Any, prior: str) -> tuple[str, CallFailure 
         checked = _bonus_check(ctx, entry)
         if checked is not None:
             return checked
-    with watch_attempts(ctx.client) as attempts:
-        try:
-            if kind == "approve":
-                ctx.client.approve_assignment(AssignmentId=entry.assignment_id)
-            elif kind == "unreject":
-                ctx.client.approve_assignment(AssignmentId=entry.assignment_id, OverrideRejection=True,
-                                              **({"RequesterFeedback": entry.reason} if entry.reason else {}))
-            elif kind == "reject":
-                ctx.client.reject_assignment(AssignmentId=entry.assignment_id,
-                                             RequesterFeedback=entry.reason or DEFAULT_REJECT_FEEDBACK)
-            elif kind == "bonus":
-                ctx.client.send_bonus(WorkerId=entry.worker_id, AssignmentId=entry.assignment_id,
-                                      BonusAmount=entry.amount, Reason=entry.reason,
-                                      UniqueRequestToken=entry.request_token)
-            else:  # pragma: no cover - kinds are fixed
-                raise ValueError(kind)
-            return "succeeded", None, ""
-        except Exception as exc:
-            failure = classify(exc)
-            if failure is None:
-                raise
+    market = ctx.port
+    try:
+        if kind == "approve":
+            market.approve(entry.assignment_id)
+        elif kind == "unreject":
+            market.unreject(entry.assignment_id, feedback=entry.reason or None)
+        elif kind == "reject":
+            market.reject(entry.assignment_id, feedback=entry.reason or DEFAULT_REJECT_FEEDBACK)
+        elif kind == "bonus":
+            market.send_bonus(entry.worker_id, entry.assignment_id, entry.amount, entry.reason,
+                              token=entry.request_token)
+        else:  # pragma: no cover - kinds are fixed
+            raise ValueError(kind)
+        return "succeeded", None, ""
+    except MarketError as exc:
+        failure = exc.failure
     # An attempt without a clear answer may have been applied, whatever came after it.
-    ambiguous = attempts.ambiguous if attempts.count > 1 else None
+    ambiguous = failure.ambiguous
     if kind == "bonus":
-        if not failure.unknown and is_duplicate_token(failure):
+        if failure.kind == FailureKind.ALREADY_DONE:
             return "succeeded", None, "MTurk had already applied this request (duplicate UniqueRequestToken)"
         if failure.unknown or ambiguous:
             checked = _bonus_check(ctx, entry) if not failure.unknown else None
@@ -360,7 +345,7 @@ def _send(ctx: MarketContext, entry: Any, prior: str) -> tuple[str, CallFailure 
             return "unknown", failure, note
         return "failed", failure, ""
     wanted = _CHECK_STATUS[kind]
-    if not failure.unknown and (is_wrong_assignment_state(failure) or kind == "unreject"):
+    if not failure.unknown and (failure.kind == FailureKind.WRONG_STATE or kind == "unreject"):
         status = _assignment_status(ctx, entry.assignment_id)
         if status == wanted:
             if maybe_landed or ambiguous or kind == "reject":
@@ -492,7 +477,7 @@ OTHER_PROJECTS_FLAG = "--allow-other-projects"
 
 def own_hit_ids(ctx: MarketContext) -> set[str]:
     """The HITs this project posted or knows (psiTurk's HIT table, turnout's records)."""
-    from turnout.services.hits import _study_hit_ids
+    from turnout.services.hit_views import _study_hit_ids
 
     return _study_hit_ids(ctx)
 
@@ -521,16 +506,14 @@ def _targets_from_ids(ctx: MarketContext, assignment_ids: Sequence[str], *,
     for a in dict.fromkeys(ids):
         p = local.get(a)
         try:
-            found = ctx.client.get_assignment(AssignmentId=a)["Assignment"]
-        except Exception as exc:
-            failure = classify(exc)
-            if failure is None:
-                raise
-            why = ("the marketplace does not know this assignment" if "does not exist" in failure.message
+            found = ctx.port.get_assignment(a)
+        except MarketError as exc:
+            failure = exc.failure
+            why = ("the marketplace does not know this assignment" if failure.kind == FailureKind.NOT_FOUND
                    else f"could not look the assignment up ({failure.text}); nothing sent")
             refused.append(ItemResult(kind, a, "failed", why, uniqueid=p.uniqueid if p is not None else None))
             continue
-        worker, hit_id, status = str(found["WorkerId"]), str(found["HITId"]), found.get("AssignmentStatus")
+        worker, hit_id, status = found.worker_id, found.hit_id, found.status
         if p is not None and p.workerid != worker:
             p = None
         if hit_id not in own and p is None and not allow_other_projects:
@@ -547,13 +530,9 @@ def _targets_from_marketplace(ctx: MarketContext, hit_ids: Iterable[str], status
     found: list[dict[str, Any]] = []
     for hit_id in hit_ids:
         try:
-            found.extend(paginate(ctx.client, "list_assignments_for_hit", "Assignments", HITId=hit_id,
-                                  AssignmentStatuses=[status]))
-        except Exception as exc:
-            failure = classify(exc)
-            if failure is None:
-                raise
-            raise TurnoutError(f"cannot list the assignments of HIT {hit_id}: {failure.text}") from None
+            found.extend(ctx.port.assignments_for_hit(hit_id, [status]))
+        except MarketError as exc:
+            raise TurnoutError(f"cannot list the assignments of HIT {hit_id}: {exc.failure.text}") from None
     local = _local_rows(ctx, [a["AssignmentId"] for a in found])
     targets = []
     for a in found:
@@ -564,22 +543,24 @@ def _targets_from_marketplace(ctx: MarketContext, hit_ids: Iterable[str], status
     return targets
 
 
-def scope_hit_ids(ctx: MarketContext, codeversion: str | None = None) -> list[str]:
-    """The HITs of one study, one mode and one codeversion: the only scope "all" ever means.
+def scope_hit_ids(ctx: MarketContext, codeversion: str | None = None, *, all_versions: bool = False) -> list[str]:
+    """The HITs of one study, one mode and one codeversion (the project's, unless named;
+    every codeversion with ``all_versions``): the only scope "all" ever means.
 
     HITs turnout created carry their codeversion; HITs from psiTurk (only in its HIT table)
     count when this mode's participants of that codeversion worked on them.
     """
     version = codeversion if codeversion is not None else ctx.codeversion
     R, H, P = ctx.db.models.HitRecord, ctx.db.models.Hit, ctx.db.models.Participant
+    records = select(R.hit_id).where(R.study == ctx.study, R.mode == ctx.mode, R.hit_id.is_not(None),
+                                     R.deleted_at.is_(None))
+    worked_on = select(P.hitid).where(P.mode == ctx.mode, P.hitid.in_(select(H.hitid)))
+    if not all_versions:
+        records, worked_on = records.where(R.codeversion == version), worked_on.where(P.codeversion == version)
     with ctx.db.begin() as session:
-        ids = list(session.scalars(select(R.hit_id).where(
-            R.study == ctx.study, R.mode == ctx.mode, R.codeversion == version, R.hit_id.is_not(None),
-            R.deleted_at.is_(None)).order_by(R.id)))
+        ids = list(session.scalars(records.order_by(R.id)))
         recorded = set(session.scalars(select(R.hit_id).where(R.mode == ctx.mode, R.hit_id.is_not(None))))
-        legacy = session.scalars(select(P.hitid).where(
-            P.mode == ctx.mode, P.codeversion == version, P.hitid.in_(select(H.hitid))).distinct())
-        ids.extend(sorted(h for h in legacy if h not in recorded))
+        ids.extend(sorted(h for h in session.scalars(worked_on.distinct()) if h and h not in recorded))
     return list(dict.fromkeys(ids))
 
 
@@ -599,9 +580,6 @@ def _fee(amount: str | None, rate: Decimal) -> str | None:
     if value <= 0:
         return money_str(Decimal("0"))
     return money_str(max(CENT, (value * rate).quantize(CENT, rounding=ROUND_HALF_UP)))
-
-
-BONUS_FEE_RATE = Decimal("0.20")  # MTURK_FACTS "Commission": 20% of every bonus
 
 
 def _approved_in_ledger(ctx: MarketContext, assignment_ids: Sequence[str]) -> dict[str, int]:
@@ -662,17 +640,13 @@ def _rewards(ctx: MarketContext, hit_ids: Sequence[str]) -> dict[str, Decimal]:
 
 
 def _reward_fee_rates(ctx: MarketContext, hit_ids: Sequence[str]) -> dict[str, Decimal]:
-    """MTurk's fee rate on each recorded HIT's reward (its size and Masters requirement)."""
-    from turnout.services.hits import LARGE_HIT, MASTERS
-
+    """The marketplace's fee rate on each recorded HIT's reward (its size and Masters requirement)."""
     R = ctx.db.models.HitRecord
     found: dict[str, Decimal] = {}
     with ctx.db.begin() as session:
         for hit_id, size, quals in session.execute(select(R.hit_id, R.max_assignments, R.qualifications).where(
                 R.mode == ctx.mode, R.hit_id.in_(list(hit_ids)))):
-            masters = any(m in (quals or "") for m in MASTERS.values())
-            found[hit_id] = (Decimal("0.20") + (Decimal("0.20") if (size or 0) >= LARGE_HIT else 0)
-                             + (Decimal("0.05") if masters else 0))
+            found[hit_id] = ctx.port.fee_rate(assignments=size or 0, qualifications=quals)
     return found
 
 
@@ -896,17 +870,14 @@ def _market_bonuses(ctx: MarketContext, targets: Sequence[Target]) -> dict[str, 
     found: dict[str, list[Decimal]] = {}
     try:
         for hit_id in dict.fromkeys(t.hit_id for t in targets if t.hit_id):
-            for b in paginate(ctx.client, "list_bonus_payments", "BonusPayments", HITId=hit_id):
-                found.setdefault(str(b["AssignmentId"]), []).append(Decimal(str(b.get("BonusAmount", "0"))))
+            for b in ctx.port.bonuses(hit_id=hit_id):
+                found.setdefault(b.assignment_id, []).append(b.amount)
         for t in targets:
             if not t.hit_id:
-                for b in paginate(ctx.client, "list_bonus_payments", "BonusPayments", AssignmentId=t.assignment_id):
-                    found.setdefault(t.assignment_id, []).append(Decimal(str(b.get("BonusAmount", "0"))))
-    except Exception as exc:
-        failure = classify(exc)
-        if failure is None:
-            raise
-        return failure
+                for b in ctx.port.bonuses(assignment_id=t.assignment_id):
+                    found.setdefault(t.assignment_id, []).append(b.amount)
+    except MarketError as exc:
+        return exc.failure
     return found
 
 
@@ -995,7 +966,7 @@ def _bonus_one(ctx: MarketContext, target: Target, value: Decimal, text: str, ov
                               f"could not check ListBonusPayments ({market.text}); nothing sent", **common)
         item = _execute(ctx, key, "bonus", target, amount=value, reason=text)
         if item.outcome == "ok":
-            item.fee = _fee(item.amount, BONUS_FEE_RATE)
+            item.fee = _fee(item.amount, ctx.port.bonus_fee_rate())
         if existing is None or existing.state not in UNSETTLED:
             if override and item.outcome == "ok":
                 item.message += " (paid again: --override-bonused-status)"
@@ -1014,10 +985,8 @@ def _bonus_one(ctx: MarketContext, target: Target, value: Decimal, text: str, ov
 
 def _worker_of(ctx: MarketContext, assignment_id: str) -> str | None:
     try:
-        return str(ctx.client.get_assignment(AssignmentId=assignment_id)["Assignment"]["WorkerId"])
-    except Exception as exc:
-        if classify(exc) is None:
-            raise
+        return ctx.port.get_assignment(assignment_id).worker_id
+    except MarketError:
         return None
 
 
@@ -1096,7 +1065,7 @@ def settle_one(ctx: MarketContext, *, kinds: Sequence[str] = KINDS, skip: Iterab
         item = _finish(ctx, claimed, claimant, state, failure, note)
         if item.outcome == "ok":
             if claimed.kind == "bonus":
-                item.fee = _fee(item.amount, BONUS_FEE_RATE)
+                item.fee = _fee(item.amount, ctx.port.bonus_fee_rate())
             elif claimed.kind in _APPROVALS and claimed.hit_id:
                 rate = _reward_fee_rates(ctx, [claimed.hit_id]).get(claimed.hit_id)
                 item.fee = _fee(item.amount, rate) if rate is not None else None

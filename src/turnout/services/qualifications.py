@@ -16,8 +16,9 @@ from sqlalchemy.exc import IntegrityError
 
 from turnout.errors import TurnoutError
 from turnout.experiment.status import Status
+from turnout.marketplace.port import MarketError
 from turnout.services import audit
-from turnout.services.recruitment import MarketContext, classify, paginate
+from turnout.services.recruitment import MarketContext
 
 PURPOSE = "block_repeat"
 
@@ -33,11 +34,7 @@ def qualification_name(ctx: MarketContext) -> str:
 
 
 def _find_by_name(ctx: MarketContext, name: str) -> str | None:
-    for qtype in paginate(ctx.client, "list_qualification_types", "QualificationTypes", Query=name,
-                          MustBeRequestable=False, MustBeOwnedByCaller=True):
-        if qtype.get("Name") == name:
-            return str(qtype["QualificationTypeId"])
-    return None
+    return ctx.port.find_qualification(name)
 
 
 def ensure_repeat_qualification(ctx: MarketContext) -> str:
@@ -50,14 +47,11 @@ def ensure_repeat_qualification(ctx: MarketContext) -> str:
         return str(qid)
     name = qualification_name(ctx)
     try:
-        qid = ctx.client.create_qualification_type(
-            Name=name, QualificationTypeStatus="Active", Keywords="turnout",
-            Description="Granted by turnout to workers who already took part in this study, so they are "
-                        "not recruited again.")["QualificationType"]["QualificationTypeId"]
-    except Exception as exc:
-        failure = classify(exc)
-        if failure is None:
-            raise
+        qid = ctx.port.create_qualification(
+            name, "Granted by turnout to workers who already took part in this study, so they are "
+                  "not recruited again.")
+    except MarketError as exc:
+        failure = exc.failure
         # Dallinger matches "already created a QualificationType with this name" (MTURK_FACTS).
         qid = None if failure.unknown else _find_by_name(ctx, name)
         if qid is None:
@@ -90,13 +84,9 @@ def grant(ctx: MarketContext, qualification_type_id: str, worker_ids: Iterable[s
     sent = 0
     for worker_id in (w for w in wanted if w not in have):
         try:
-            ctx.client.associate_qualification_with_worker(
-                QualificationTypeId=qualification_type_id, WorkerId=worker_id, IntegerValue=1,
-                SendNotification=False)
-        except Exception as exc:
-            failure = classify(exc)
-            if failure is None:
-                raise
+            ctx.port.qualify_worker(qualification_type_id, worker_id)
+        except MarketError as exc:
+            failure = exc.failure
             audit.write(ctx, "qualification.grant", outcome="failed", target=worker_id,
                         qualification_type_id=qualification_type_id, error=failure.text)
             continue

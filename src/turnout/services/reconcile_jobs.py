@@ -199,9 +199,9 @@ def preview(ctx: MarketContext, assignment_id: str, remedy: str) -> dict[str, An
     difference = _offering(ctx, assignment_id, remedy)
     amount = fee = Decimal("0.00")
     if remedy == "approve":
-        hit = ctx.client.get_hit(HITId=difference.hit_id)["HIT"]
+        hit = ctx.port.get_hit(difference.hit_id)
         amount = Decimal(str(hit["Reward"]))
-        fee = _fee(amount, Decimal("0.40") if int(hit.get("MaxAssignments", 1)) >= 10 else Decimal("0.20"))
+        fee = _fee(amount, ctx.port.fee_rate(assignments=int(hit.get("MaxAssignments", 1))))
         what = (f"approve {assignment_id} of worker {difference.worker_id}"
                 + (" (overriding the rejection)" if difference.marketplace_status == "Rejected" else "")
                 + ": pays the HIT's reward")

@@ -29,8 +29,9 @@ from sqlalchemy.orm import defer
 
 from turnout.errors import Conflict, InvalidInput, NotFound, TurnoutError
 from turnout.experiment.status import COMPLETED_STATUSES, Status
+from turnout.marketplace.port import FailureKind, MarketError
 from turnout.services import audit, payments
-from turnout.services.recruitment import MarketContext, classify, money_str, paginate
+from turnout.services.recruitment import MarketContext, money_str
 
 # Each kind: what it means and what to do (the CLI, the API and docs/reconciliation.md say
 # the same).
@@ -113,22 +114,8 @@ def status_name(value: int | None) -> str | None:
 
 
 def scope_hit_ids(ctx: MarketContext, codeversion: str | None) -> list[str]:
-    """This study's HITs in this mode (of one codeversion, when given).
-
-    turnout's own HIT records say their mode and codeversion; a HIT psiTurk created (only
-    in its HIT table) counts when participants of this mode (and codeversion) worked on it.
-    """
-    if codeversion is not None:
-        return payments.scope_hit_ids(ctx, codeversion)
-    R, H, P = ctx.db.models.HitRecord, ctx.db.models.Hit, ctx.db.models.Participant
-    with ctx.db.begin() as session:
-        ids = list(session.scalars(select(R.hit_id).where(
-            R.study == ctx.study, R.mode == ctx.mode, R.hit_id.is_not(None), R.deleted_at.is_(None))
-            .order_by(R.id)))
-        recorded = set(session.scalars(select(R.hit_id).where(R.mode == ctx.mode, R.hit_id.is_not(None))))
-        legacy = session.scalars(select(P.hitid).where(P.mode == ctx.mode, P.hitid.in_(select(H.hitid))).distinct())
-        ids.extend(sorted(h for h in legacy if h and h not in recorded))
-    return list(dict.fromkeys(h for h in ids if h))
+    """This study's HITs in this mode: of one codeversion when given, else of every one."""
+    return payments.scope_hit_ids(ctx, codeversion, all_versions=codeversion is None)
 
 
 @dataclass
@@ -143,16 +130,13 @@ def _read_marketplace(ctx: MarketContext, hit_ids: Sequence[str], report: Report
     remote = _Remote()
     for index, hit_id in enumerate(hit_ids):
         try:
-            for a in paginate(ctx.client, "list_assignments_for_hit", "Assignments", HITId=hit_id,
-                              AssignmentStatuses=list(REVIEWABLE)):
+            for a in ctx.port.assignments_for_hit(hit_id, list(REVIEWABLE)):
                 remote.assignments[a["AssignmentId"]] = a
-            for b in paginate(ctx.client, "list_bonus_payments", "BonusPayments", HITId=hit_id):
-                remote.bonuses.setdefault(b["AssignmentId"], []).append(Decimal(str(b.get("BonusAmount", "0"))))
-        except Exception as exc:
-            failure = classify(exc)
-            if failure is None:
-                raise
-            if failure.unknown or "does not exist" not in failure.message:
+            for b in ctx.port.bonuses(hit_id=hit_id):
+                remote.bonuses.setdefault(b.assignment_id, []).append(b.amount)
+        except MarketError as exc:
+            failure = exc.failure
+            if failure.kind != FailureKind.NOT_FOUND:
                 raise TurnoutError(f"cannot read HIT {hit_id} from the marketplace: {failure.text}; "
                                    "nothing was compared, try again") from None
             # A HIT deleted on the marketplace: its assignments can no longer be read.
@@ -390,12 +374,10 @@ def check_assignment(ctx: MarketContext, assignment_id: str) -> list[Difference]
         raise InvalidInput("name an assignment id")
     a: dict[str, Any] | None = None
     try:
-        a = ctx.client.get_assignment(AssignmentId=assignment_id)["Assignment"]
-    except Exception as exc:
-        failure = classify(exc)
-        if failure is None:
-            raise
-        if failure.unknown or "does not exist" not in failure.message:
+        a = ctx.port.assignment_record(assignment_id)
+    except MarketError as exc:
+        failure = exc.failure
+        if failure.kind != FailureKind.NOT_FOUND:
             raise TurnoutError(f"cannot read assignment {assignment_id}: {failure.text}") from None
     if a is not None and a.get("AssignmentStatus") not in REVIEWABLE:
         a = None
@@ -410,12 +392,9 @@ def check_assignment(ctx: MarketContext, assignment_id: str) -> list[Difference]
     bonuses: list[Decimal] = []
     if a is not None and a.get("AssignmentStatus") == "Approved":
         try:
-            bonuses = [Decimal(str(b.get("BonusAmount", "0"))) for b in paginate(
-                ctx.client, "list_bonus_payments", "BonusPayments", AssignmentId=assignment_id)]
-        except Exception as exc:
-            failure = classify(exc)
-            if failure is None:
-                raise
+            bonuses = [b.amount for b in ctx.port.bonuses(assignment_id=assignment_id)]
+        except MarketError as exc:
+            failure = exc.failure
             raise TurnoutError(f"cannot read the bonuses of {assignment_id}: {failure.text}") from None
     durations = _durations(ctx, [hit_id] if hit_id else [])
     return _classify(ctx, assignment_id, a, rows, local.ledger.get(assignment_id, []), bonuses, local.excluded,

@@ -44,15 +44,14 @@ def post_hit(settings: Settings, *, clock: Clock | None = None, assignments: int
     """Post one HIT for the project in local mode through the normal service; returns its ID."""
     from turnout.clock import SystemClock
     from turnout.db.engine import Database
+    from turnout.services.context import open_market
     from turnout.services.hits import create_hit
-    from turnout.services.recruitment import MarketContext, open_marketplace
 
     clock = clock or SystemClock()
     db = Database(settings.database_url, settings.tables)
     try:
-        with open_marketplace(settings, "local", clock=clock) as client:
-            ctx = MarketContext(db=db, settings=settings, clock=clock, mode="local", client=client, actor=actor)
-            created = create_hit(ctx, max_assignments=assignments, reward=reward, duration_hours=duration_hours)
+        ctx = open_market(settings, db, "local", actor, clock)
+        created = create_hit(ctx, max_assignments=assignments, reward=reward, duration_hours=duration_hours)
     finally:
         db.dispose()
     return str(created["hit_id"])

@@ -22,11 +22,10 @@ HIT's assignments only.
 from __future__ import annotations
 
 import functools
-import os
 import random
 import string
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -242,7 +241,6 @@ class MTurkServicesWrapper:
             config.load_config()
         self.config = config
         self.mode: str = ""
-        self._clients: dict[tuple[str, str | None], Any] = {}
         self._set_mode(mode or rt.settings.default_mode)
 
     @property
@@ -259,36 +257,24 @@ class MTurkServicesWrapper:
 
     @contextmanager
     def _market(self) -> Iterator[Any]:
-        """A MarketContext for this wrapper's mode, built the way the CLI builds one.
+        """A MarketContext for this wrapper's mode, from the process's one marketplace
+        (``services.context.open_market``, as the CLI and the web app get theirs).
 
         The project's ``db_session`` is committed first (psiTurk's wrapper committed it
         too) so that, on SQLite, it holds no lock the services' own transactions wait on;
         afterwards its objects are expired so they show the statuses the services set.
         """
         from turnout.clock import SystemClock
-        from turnout.marketplace.client import ENDPOINT_ENV
-        from turnout.services.recruitment import MarketContext, open_marketplace
+        from turnout.services.context import open_market
 
         rt = runtime()
         rt.db.session.commit()
         served = rt.app.extensions.get("turnout") if rt.app is not None else None
         clock = getattr(served, "clock", None) or rt.clock or SystemClock()  # the server's clock
-        endpoint = (os.environ.get(ENDPOINT_ENV) or None) if self.mode == "local" else None
         try:
-            if self.mode == "local" and endpoint is None:
-                # The project's own marketplace store, served for the length of this call.
-                with open_marketplace(rt.settings, self.mode, clock=clock) as client:
-                    yield MarketContext(db=rt.db, settings=rt.settings, clock=clock, mode=self.mode,
-                                        client=client, actor=ACTOR)
-                return
-            # A plain client for a remote endpoint: made once per mode and kept (building
-            # a boto3 client costs a tenth of a second or more; a wrapper makes many calls).
-            key = (self.mode, endpoint)
-            if key not in self._clients:
-                self._clients[key] = ExitStack().enter_context(
-                    open_marketplace(rt.settings, self.mode, clock=clock, endpoint_url=endpoint))
-            yield MarketContext(db=rt.db, settings=rt.settings, clock=clock, mode=self.mode,
-                                client=self._clients[key], actor=ACTOR)
+            # Local mode without TURNOUT_MTURK_ENDPOINT: the project's own store, served
+            # from one thread of this process for as long as it runs.
+            yield open_market(rt.settings, rt.db, self.mode, ACTOR, clock, check_credentials=False)
         finally:
             rt.db.session.expire_all()
 
@@ -667,11 +653,9 @@ class MTurkServicesWrapper:
     @amt_services_wrapper_response
     def list_qualification_types(self, Query: str = "", MustBeRequestable: bool = False,  # noqa: N803
                                  MustBeOwnedByCaller: bool = True) -> dict[str, Any]:
-        from turnout.services.recruitment import paginate
-
         params: dict[str, Any] = {"MustBeRequestable": MustBeRequestable, "MustBeOwnedByCaller": MustBeOwnedByCaller}
         if Query:
             params["Query"] = Query
         with self._market() as ctx:
-            found = list(paginate(ctx.client, "list_qualification_types", "QualificationTypes", **params))
+            found = list(ctx.port.list_qualification_types(**params))
         return {"qualification_types": found}
