@@ -30,7 +30,7 @@ def test_each_mode_points_at_its_endpoint() -> None:
 
 
 def test_unknown_mode_names_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match="live, sandbox, local"):
+    with pytest.raises(ValueError, match="local, sandbox, live"):
         make_client("production")
 
 
