@@ -35,14 +35,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from turnout.errors import Forbidden, InvalidInput, TurnoutError
 from turnout.experiment.status import Status, transition
-from turnout.services import audit
+from turnout.services import audit, participant_table
+from turnout.services.participant_table import TableQuery
 from turnout.services.recruitment import (
     CENT,
     CallFailure,
@@ -68,6 +69,9 @@ UNSETTLED = ("pending", "claimed", "unknown")
 # A claim older than this belongs to a process that died between the call and the outcome.
 # A claimant on this host whose process is gone is detected at once (see _claimant_dead).
 STALE_CLAIM = timedelta(minutes=10)
+# An intent still pending after this long was written by a process that stopped before it
+# claimed the row (it claims at once, so a few seconds would do; a minute is generous).
+PENDING_GRACE = timedelta(minutes=1)
 # MTurk forgets a UniqueRequestToken after 24 h. The token is never trusted alone: every
 # re-send of a bonus that may have landed first checks ListBonusPayments, whatever the age
 # of the first attempt on either clock (a safety margin of zero, so no clock can be wrong).
@@ -719,83 +723,6 @@ def _with_settled(ctx: MarketContext, result: BatchResult, kinds: Sequence[str])
     return result
 
 
-def approve(ctx: MarketContext, assignment_ids: Sequence[str], *, confirm_live: bool = False,
-            allow_other_projects: bool = False) -> BatchResult:
-    """Approve these assignments (paying their reward). Assignments of HITs that are not
-    this project's are refused unless ``allow_other_projects``."""
-    require_live_confirmation(ctx, confirm_live, "approving work")
-    targets, refused = _targets_from_ids(ctx, assignment_ids, allow_other_projects=allow_other_projects)
-    return _run(ctx, "approve.assignments", "approve", targets, refused=refused)
-
-
-def approve_hit(ctx: MarketContext, hit_id: str, *, confirm_live: bool = False,
-                allow_other_projects: bool = False) -> BatchResult:
-    """Approve the Submitted assignments of one HIT (this project's, unless allowed)."""
-    require_live_confirmation(ctx, confirm_live, "approving work")
-    require_own_hit(ctx, hit_id, allow_other_projects)
-    result = _run(ctx, "approve.hit", "approve", _targets_from_marketplace(ctx, [hit_id], "Submitted"))
-    return _with_settled(ctx, result, _APPROVALS)
-
-
-def approve_all(ctx: MarketContext, *, codeversion: str | None = None, confirm_live: bool = False) -> BatchResult:
-    """Approve every Submitted assignment of this study's HITs in this mode and codeversion,
-    and settle approvals of this study left unknown by earlier runs.
-
-    psiTurk's "approve all" approved every submitted row of any mode and codeversion; the
-    scope here is one mode (the context's) and one codeversion (the project's unless given).
-    """
-    require_live_confirmation(ctx, confirm_live, "approving work")
-    version = codeversion if codeversion is not None else ctx.codeversion
-    targets = _targets_from_marketplace(ctx, scope_hit_ids(ctx, version), "Submitted")
-    return _with_settled(ctx, _run(ctx, "approve.all", "approve", targets, version=version), _APPROVALS)
-
-
-def reject(ctx: MarketContext, assignment_ids: Sequence[str], *, feedback: str | None = None,
-           confirm_live: bool = False, allow_other_projects: bool = False) -> BatchResult:
-    """Reject these assignments, telling the worker why (RequesterFeedback, recorded here)."""
-    require_live_confirmation(ctx, confirm_live, "rejecting work")
-    text = _feedback(feedback)
-    targets, refused = _targets_from_ids(ctx, assignment_ids, allow_other_projects=allow_other_projects,
-                                         kind="reject")
-    return _run(ctx, "reject.assignments", "reject", targets, reason=text, refused=refused)
-
-
-def reject_hit(ctx: MarketContext, hit_id: str, *, feedback: str | None = None,
-               confirm_live: bool = False, allow_other_projects: bool = False) -> BatchResult:
-    """Reject the Submitted assignments of one HIT (psiTurk rejected every submitted row)."""
-    require_live_confirmation(ctx, confirm_live, "rejecting work")
-    text = _feedback(feedback)
-    require_own_hit(ctx, hit_id, allow_other_projects)
-    return _run(ctx, "reject.hit", "reject", _targets_from_marketplace(ctx, [hit_id], "Submitted"), reason=text)
-
-
-def _feedback(feedback: str | None) -> str:
-    text = (feedback or "").strip() or DEFAULT_REJECT_FEEDBACK
-    if len(text) > 1024:
-        raise InvalidInput("feedback to the worker must be at most 1024 characters")
-    return text
-
-
-def unreject(ctx: MarketContext, assignment_ids: Sequence[str], *, confirm_live: bool = False,
-             allow_other_projects: bool = False) -> BatchResult:
-    """Approve rejected assignments (OverrideRejection), reporting failures as failures.
-
-    psiTurk reported "unrejected" and set the local status even when MTurk refused. An
-    assignment whose reward this ledger already paid is "already" approved, with no new row.
-    """
-    require_live_confirmation(ctx, confirm_live, "overriding rejections")
-    targets, refused = _targets_from_ids(ctx, assignment_ids, allow_other_projects=allow_other_projects,
-                                         kind="unreject")
-    return _run(ctx, "unreject.assignments", "unreject", targets, refused=refused)
-
-
-def unreject_hit(ctx: MarketContext, hit_id: str, *, confirm_live: bool = False,
-                 allow_other_projects: bool = False) -> BatchResult:
-    require_live_confirmation(ctx, confirm_live, "overriding rejections")
-    require_own_hit(ctx, hit_id, allow_other_projects)
-    return _run(ctx, "unreject.hit", "unreject", _targets_from_marketplace(ctx, [hit_id], "Rejected"))
-
-
 # --- bonus ---------------------------------------------------------------------------------
 
 AUTO = "auto"
@@ -1014,43 +941,6 @@ def _worker_of(ctx: MarketContext, assignment_id: str) -> str | None:
         return None
 
 
-def bonus(ctx: MarketContext, assignment_ids: Sequence[str], *, amount: Any, reason: str,
-          override: bool = False, confirm_live: bool = False, allow_other_projects: bool = False) -> BatchResult:
-    """Bonus these assignments: ``amount`` in dollars ("1.25") or ``"auto"`` (the
-    participant's ``bonus`` column). An assignment already bonused (by this ledger, or as
-    the marketplace's ListBonusPayments shows) is refused unless ``override``, which pays
-    one further, separately keyed bonus per (amount, reason). A Submitted assignment is
-    refused (approve it first); another project's is refused unless
-    ``allow_other_projects``."""
-    require_live_confirmation(ctx, confirm_live, "paying bonuses")
-    if amount != AUTO:
-        parse_money(amount, what="bonus amount")
-    if not (reason or "").strip():
-        raise InvalidInput("a bonus needs a reason; MTurk shows it to the worker")
-    targets, refused = _targets_from_ids(ctx, assignment_ids, allow_other_projects=allow_other_projects,
-                                         kind="bonus")
-    return _bonus_targets(ctx, targets, amount, reason, override=override, action="bonus.assignments",
-                          refused=refused)
-
-
-def bonus_hit(ctx: MarketContext, hit_id: str, *, amount: Any, reason: str, override: bool = False,
-              confirm_live: bool = False, allow_other_projects: bool = False) -> BatchResult:
-    """Bonus the approved assignments of one HIT (this project's, unless allowed)."""
-    require_live_confirmation(ctx, confirm_live, "paying bonuses")
-    require_own_hit(ctx, hit_id, allow_other_projects)
-    return _bonus_targets(ctx, _targets_from_marketplace(ctx, [hit_id], "Approved"), amount, reason,
-                          override=override, action="bonus.hit")
-
-
-def bonus_all(ctx: MarketContext, *, amount: Any, reason: str, codeversion: str | None = None,
-              override: bool = False, confirm_live: bool = False) -> BatchResult:
-    """Bonus every approved assignment of this study's HITs in this mode and codeversion."""
-    require_live_confirmation(ctx, confirm_live, "paying bonuses")
-    version = codeversion if codeversion is not None else ctx.codeversion
-    targets = _targets_from_marketplace(ctx, scope_hit_ids(ctx, version), "Approved")
-    return _bonus_targets(ctx, targets, amount, reason, override=override, action="bonus.all", version=version)
-
-
 def preview_bonus(ctx: MarketContext, *, override: bool) -> str | None:
     """What a person must read before confirming a bonus run (the CLI and dashboard show it)."""
     if override:
@@ -1059,12 +949,325 @@ def preview_bonus(ctx: MarketContext, *, override: bool) -> str | None:
     return None
 
 
+# --- one action over one selection ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ids:
+    """These assignments, by id (the CLI's arguments, a dashboard row's button)."""
+
+    assignment_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OneHit:
+    """The assignments of one HIT (this project's, unless other projects are allowed)."""
+
+    hit_id: str
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """The assignments on this study's HITs of the context's mode and one codeversion
+    (the project's when None). ``whole_hits`` keeps those whose participant row is of
+    another codeversion (psiTurk's "approve all workers for all HITs")."""
+
+    codeversion: str | None = None
+    whole_hits: bool = False
+
+
+@dataclass(frozen=True)
+class TableFilter:
+    """The participants a filter of the dashboard's participant table shows (the same
+    query string as ``GET /api/participants/``), in the context's mode."""
+
+    query: TableQuery
+
+
+Selection = Ids | OneHit | AllOf | TableFilter
+
+
+@dataclass(frozen=True)
+class Approve:
+    """Approve Submitted work, paying its reward."""
+
+    kind: ClassVar[str] = "approve"
+
+
+@dataclass(frozen=True)
+class Reject:
+    """Reject Submitted work, telling the worker why (RequesterFeedback)."""
+
+    feedback: str | None = None
+    kind: ClassVar[str] = "reject"
+
+
+@dataclass(frozen=True)
+class Unreject:
+    """Approve Rejected work (OverrideRejection), paying its reward."""
+
+    kind: ClassVar[str] = "unreject"
+
+
+@dataclass(frozen=True)
+class Bonus:
+    """Bonus approved work: ``amount`` in dollars ("1.25") or ``AUTO`` (the participant's
+    ``bonus`` column), with a reason MTurk shows the worker. ``override`` pays again an
+    assignment already bonused (one further payment per amount and reason)."""
+
+    amount: Any
+    reason: str
+    override: bool = False
+    kind: ClassVar[str] = "bonus"
+
+
+Action = Approve | Reject | Unreject | Bonus
+
+# What a person confirms in live mode, and the marketplace status a set of assignments is
+# drawn from, per action.
+_CONFIRMS = {"approve": "approving work", "reject": "rejecting work", "unreject": "overriding rejections",
+             "bonus": "paying bonuses"}
+SOURCE_STATUS = {"approve": "Submitted", "reject": "Submitted", "unreject": "Rejected", "bonus": "Approved"}
+_SCOPE_NAMES = {Ids: "assignments", OneHit: "hit", AllOf: "all", TableFilter: "filter"}
+
+
+def check_action(action: Action) -> Action:
+    """The action with its inputs checked (InvalidInput otherwise), before anything is looked up."""
+    if isinstance(action, Reject):
+        return Reject(_feedback(action.feedback))
+    if isinstance(action, Bonus):
+        if action.amount != AUTO:
+            parse_money(action.amount, what="bonus amount")
+        if not (action.reason or "").strip():
+            raise InvalidInput("a bonus needs a reason; MTurk shows it to the worker")
+    return action
+
+
+def select_targets(ctx: MarketContext, kind: str, selection: Selection, *, allow_other_projects: bool = False
+                   ) -> tuple[list[Target], list[ItemResult], str | None]:
+    """The assignments ``selection`` means for an action of ``kind``: (targets, items
+    refused or skipped already, the codeversion each target's participant must be of)."""
+    status = SOURCE_STATUS[kind]
+    if isinstance(selection, Ids):
+        targets, refused = _targets_from_ids(ctx, selection.assignment_ids,
+                                             allow_other_projects=allow_other_projects, kind=kind)
+        return targets, refused, None
+    if isinstance(selection, OneHit):
+        require_own_hit(ctx, selection.hit_id, allow_other_projects)
+        return _targets_from_marketplace(ctx, [selection.hit_id], status), [], None
+    if isinstance(selection, AllOf):
+        version = selection.codeversion if selection.codeversion is not None else ctx.codeversion
+        targets = _targets_from_marketplace(ctx, scope_hit_ids(ctx, version), status)
+        return targets, [], None if selection.whole_hits else version
+    return (*_targets_from_filter(ctx, kind, selection.query, allow_other_projects), None)
+
+
+def _targets_from_filter(ctx: MarketContext, kind: str, tq: TableQuery, allow_other_projects: bool
+                         ) -> tuple[list[Target], list[ItemResult]]:
+    """The filter's participants of this mode, as the marketplace knows their assignments;
+    those not in the status the action works on are reported as skipped."""
+    P = ctx.db.models.Participant
+    where = [*participant_table.where(P, tq), P.mode == ctx.mode, P.assignmentid.is_not(None)]
+    with ctx.db.begin() as session:
+        ids = list(dict.fromkeys(session.scalars(select(P.assignmentid).where(*where).order_by(P.beginhit))))
+    if not ids:
+        return [], []
+    found, refused = _targets_from_ids(ctx, ids, allow_other_projects=allow_other_projects, kind=kind)
+    wanted = SOURCE_STATUS[kind]
+    targets = []
+    for t in found:
+        if t.status not in (None, wanted) and not (kind == "bonus" and t.status == "Submitted"):
+            refused.append(ItemResult(kind, t.assignment_id, "skipped", f"the assignment is {t.status}, not {wanted}",
+                                      worker_id=t.worker_id, uniqueid=t.uniqueid))
+        else:
+            targets.append(t)
+    return targets, refused
+
+
+def run(ctx: MarketContext, action: Action, selection: Selection, *, confirm_live: bool = False,
+        allow_other_projects: bool = False) -> BatchResult:
+    """Do ``action`` to every assignment of ``selection``, inline, each through the ledger.
+
+    Approving a HIT or all of a codeversion also settles approvals left unknown earlier:
+    "approve --all" lists only Submitted work, so an approval that went through unseen
+    would never be looked at again otherwise. Assignments of HITs that are not this
+    project's are refused unless ``allow_other_projects``.
+    """
+    require_live_confirmation(ctx, confirm_live, _CONFIRMS[action.kind])
+    action = check_action(action)
+    name = f"{action.kind}.{_SCOPE_NAMES[type(selection)]}"
+    targets, refused, version = select_targets(ctx, action.kind, selection,
+                                               allow_other_projects=allow_other_projects)
+    if isinstance(action, Bonus):
+        return _bonus_targets(ctx, targets, action.amount, action.reason, override=action.override, action=name,
+                              version=version, refused=refused)
+    reason = action.feedback if isinstance(action, Reject) else None
+    result = _run(ctx, name, action.kind, targets, reason=reason, version=version, refused=refused)
+    if isinstance(action, Approve) and isinstance(selection, (OneHit, AllOf)):
+        return _with_settled(ctx, result, _APPROVALS)
+    return result
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One item a background batch will run: an assignment, and what it pays before fees."""
+
+    assignment_id: str
+    worker_id: str | None
+    amount: Decimal | None
+    fee: Decimal
+
+
+def plan(ctx: MarketContext, action: Action, selection: Selection) -> list[Planned]:
+    """What ``run`` would act on, one assignment each, with what each pays and its fee
+    (for a preview, and for a background batch's items). Changes nothing; leaves out what
+    ``run`` would skip for certain (another codeversion, a reward or bonus the ledger
+    already paid, an auto bonus of nothing)."""
+    action = check_action(action)
+    targets, _refused, version = select_targets(ctx, action.kind, selection)
+    targets = [t for t in targets if version is None or _in_scope(t, version)]
+    if isinstance(action, Bonus):
+        return _plan_bonus(ctx, action, targets)
+    if isinstance(action, Reject):
+        return [Planned(t.assignment_id, t.worker_id, None, Decimal("0.00")) for t in targets]
+    rewards = _rewards(ctx, [t.hit_id for t in targets if t.hit_id])
+    rates = _reward_fee_rates(ctx, list(rewards)) if rewards else {}
+    paid = _approved_in_ledger(ctx, [t.assignment_id for t in targets])
+    out = []
+    for t in targets:
+        if t.assignment_id in paid:
+            continue
+        reward = rewards.get(t.hit_id or "")
+        fee = _fee(money_str(reward), rates[t.hit_id or ""]) if reward is not None and t.hit_id in rates else None
+        out.append(Planned(t.assignment_id, t.worker_id, reward, Decimal(fee or "0.00")))
+    return out
+
+
+def _plan_bonus(ctx: MarketContext, action: Bonus, targets: Sequence[Target]) -> list[Planned]:
+    fixed = None if action.amount == AUTO else parse_money(action.amount, what="bonus amount")
+    L = ctx.db.models.LedgerEntry
+    ids = [t.assignment_id for t in targets]
+    with ctx.db.begin() as session:
+        bonused = set(session.scalars(select(L.assignment_id).where(
+            L.mode == ctx.mode, L.kind == "bonus", L.state == "succeeded", L.assignment_id.in_(ids)))) if ids else set()
+    out = []
+    for t in targets:
+        if t.status == "Submitted" or (t.assignment_id in bonused and not action.override):
+            continue
+        amount = fixed
+        if amount is None:
+            try:
+                amount = auto_amount(t.participant.bonus) if t.participant is not None else None
+            except InvalidInput:
+                amount = None
+            if amount is None:
+                continue
+        out.append(Planned(t.assignment_id, t.worker_id, amount, Decimal(_fee(money_str(amount), BONUS_FEE_RATE))))
+    return out
+
+
+# The entry points each door has called so far: one action over one selection each.
+
+
+def approve(ctx: MarketContext, assignment_ids: Sequence[str], *, confirm_live: bool = False,
+            allow_other_projects: bool = False) -> BatchResult:
+    """Approve these assignments (paying their reward)."""
+    return run(ctx, Approve(), Ids(tuple(assignment_ids)), confirm_live=confirm_live,
+               allow_other_projects=allow_other_projects)
+
+
+def approve_hit(ctx: MarketContext, hit_id: str, *, confirm_live: bool = False,
+                allow_other_projects: bool = False) -> BatchResult:
+    """Approve the Submitted assignments of one HIT."""
+    return run(ctx, Approve(), OneHit(hit_id), confirm_live=confirm_live, allow_other_projects=allow_other_projects)
+
+
+def approve_all(ctx: MarketContext, *, codeversion: str | None = None, confirm_live: bool = False) -> BatchResult:
+    """Approve every Submitted assignment of this study's HITs in this mode and codeversion.
+
+    psiTurk's "approve all" approved every submitted row of any mode and codeversion; the
+    scope here is one mode (the context's) and one codeversion (the project's unless given).
+    """
+    return run(ctx, Approve(), AllOf(codeversion), confirm_live=confirm_live)
+
+
+def reject(ctx: MarketContext, assignment_ids: Sequence[str], *, feedback: str | None = None,
+           confirm_live: bool = False, allow_other_projects: bool = False) -> BatchResult:
+    """Reject these assignments, telling the worker why (RequesterFeedback, recorded here)."""
+    return run(ctx, Reject(feedback), Ids(tuple(assignment_ids)), confirm_live=confirm_live,
+               allow_other_projects=allow_other_projects)
+
+
+def reject_hit(ctx: MarketContext, hit_id: str, *, feedback: str | None = None,
+               confirm_live: bool = False, allow_other_projects: bool = False) -> BatchResult:
+    """Reject the Submitted assignments of one HIT (psiTurk rejected every submitted row)."""
+    return run(ctx, Reject(feedback), OneHit(hit_id), confirm_live=confirm_live,
+               allow_other_projects=allow_other_projects)
+
+
+def _feedback(feedback: str | None) -> str:
+    text = (feedback or "").strip() or DEFAULT_REJECT_FEEDBACK
+    if len(text) > 1024:
+        raise InvalidInput("feedback to the worker must be at most 1024 characters")
+    return text
+
+
+def unreject(ctx: MarketContext, assignment_ids: Sequence[str], *, confirm_live: bool = False,
+             allow_other_projects: bool = False) -> BatchResult:
+    """Approve rejected assignments (OverrideRejection), reporting failures as failures.
+
+    psiTurk reported "unrejected" and set the local status even when MTurk refused. An
+    assignment whose reward this ledger already paid is "already" approved, with no new row.
+    """
+    return run(ctx, Unreject(), Ids(tuple(assignment_ids)), confirm_live=confirm_live,
+               allow_other_projects=allow_other_projects)
+
+
+def unreject_hit(ctx: MarketContext, hit_id: str, *, confirm_live: bool = False,
+                 allow_other_projects: bool = False) -> BatchResult:
+    return run(ctx, Unreject(), OneHit(hit_id), confirm_live=confirm_live, allow_other_projects=allow_other_projects)
+
+
+def bonus(ctx: MarketContext, assignment_ids: Sequence[str], *, amount: Any, reason: str,
+          override: bool = False, confirm_live: bool = False, allow_other_projects: bool = False) -> BatchResult:
+    """Bonus these assignments. An assignment already bonused (by this ledger, or as the
+    marketplace's ListBonusPayments shows) is refused unless ``override``. A Submitted
+    assignment is refused (approve it first)."""
+    return run(ctx, Bonus(amount, reason, override), Ids(tuple(assignment_ids)), confirm_live=confirm_live,
+               allow_other_projects=allow_other_projects)
+
+
+def bonus_hit(ctx: MarketContext, hit_id: str, *, amount: Any, reason: str, override: bool = False,
+              confirm_live: bool = False, allow_other_projects: bool = False) -> BatchResult:
+    """Bonus the approved assignments of one HIT."""
+    return run(ctx, Bonus(amount, reason, override), OneHit(hit_id), confirm_live=confirm_live,
+               allow_other_projects=allow_other_projects)
+
+
+def bonus_all(ctx: MarketContext, *, amount: Any, reason: str, codeversion: str | None = None,
+              override: bool = False, confirm_live: bool = False) -> BatchResult:
+    """Bonus every approved assignment of this study's HITs in this mode and codeversion."""
+    return run(ctx, Bonus(amount, reason, override), AllOf(codeversion), confirm_live=confirm_live)
+
+
 # --- settling what was left unknown (a claimable step for the scheduler) ------------------------
 
 
+def _waiting(entry: Any, now: datetime) -> bool:
+    """Whether settling should take ``entry`` now: left unknown; claimed by a process that
+    died or has held it too long; or pending (intent written, never sent) for longer than
+    PENDING_GRACE, so its own process has given up on it (one that has not yet sends it
+    itself; of the two, the claim lets exactly one call the marketplace)."""
+    if entry.state == "unknown":
+        return True
+    if entry.state == "pending":
+        return entry.created_at is not None and entry.created_at < now - PENDING_GRACE
+    return (entry.claimed_at is not None and entry.claimed_at < now - STALE_CLAIM) or _claimant_dead(entry.claimed_by)
+
+
 def settle_one(ctx: MarketContext, *, kinds: Sequence[str] = KINDS, skip: Iterable[int] = ()) -> ItemResult | None:
-    """Retry one ledger row of this mode left unknown (or claimed by a process that died
-    or has held it too long).
+    """Retry one ledger row of this mode left unknown, claimed by a process that died or
+    has held it too long, or pending (written, never sent) past PENDING_GRACE.
 
     Returns what happened, or None when nothing is waiting: call it in a loop, as
     healthchecks' sendalerts does, from as many processes as you like.
@@ -1075,9 +1278,8 @@ def settle_one(ctx: MarketContext, *, kinds: Sequence[str] = KINDS, skip: Iterab
     with ctx.db.begin() as session:
         candidates = [e for e in session.scalars(select(L).where(
             L.study == ctx.study, L.mode == ctx.mode, L.kind.in_(list(kinds)),
-            L.state.in_(("unknown", "claimed"))).order_by(L.id))
-            if e.id not in skipped and (e.state == "unknown" or (
-                e.claimed_at is not None and e.claimed_at < now - STALE_CLAIM) or _claimant_dead(e.claimed_by))]
+            L.state.in_(UNSETTLED)).order_by(L.id))
+            if e.id not in skipped and _waiting(e, now)]
     # No live confirmation here: settling only finishes a request a person already confirmed.
     for entry in candidates[:20]:
         claimant = _claimant()
