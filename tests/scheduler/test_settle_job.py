@@ -8,6 +8,7 @@ import pytest
 
 from turnout.scheduler import jobs
 from turnout.services import hits, payments
+from turnout.services.payments import ledger
 
 from .conftest import Sched
 
@@ -25,7 +26,7 @@ def _pending_approval(s: Sched, monkeypatch: pytest.MonkeyPatch) -> str:
     def die(*_a: Any, **_k: Any) -> None:
         raise Died()
 
-    monkeypatch.setattr(payments, "_claim", die)
+    monkeypatch.setattr(ledger, "_claim", die)
     with pytest.raises(Died):
         payments.approve(s.ctx(), [a.assignment_id])
     monkeypatch.undo()
@@ -63,7 +64,7 @@ def test_a_settler_taking_a_row_its_own_process_is_about_to_send_moves_money_onc
     hit = hits.create_hit(s.ctx(), max_assignments=2, reward="1.00", duration_hours=1)["hit_id"]
     (a,) = s.complete(hit, 1)
     balance = float(s.client().get_account_balance()["AvailableBalance"])
-    real_claim = payments._claim
+    real_claim = ledger._claim
     settled: list[Any] = []
 
     def slow_claim(ctx: Any, entry_id: int, claimant: str) -> Any:
@@ -73,7 +74,7 @@ def test_a_settler_taking_a_row_its_own_process_is_about_to_send_moves_money_onc
             settled[0] = payments.settle_all(s.ctx())
         return real_claim(ctx, entry_id, claimant)
 
-    monkeypatch.setattr(payments, "_claim", slow_claim)
+    monkeypatch.setattr(ledger, "_claim", slow_claim)
     late = payments.approve(s.ctx(), [a.assignment_id])
     monkeypatch.undo()
     assert settled[0].counts() == {"ok": 1}
