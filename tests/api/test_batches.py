@@ -190,3 +190,16 @@ def test_a_bad_filter_batch_is_a_400(sqlite_study: Any, browser_for, path: str, 
     response = browser_for(sqlite_study.app).post_json(path, body)
     assert response.status_code == 400, response.get_json()
     assert response.get_json()["error"]["code"]
+
+
+def test_a_second_press_on_the_same_filter_gets_the_same_batch_another_filter_its_own(
+        sqlite_study: Any, browser_for, monkeypatch) -> None:
+    hit_id = sqlite_study.hit()
+    sqlite_study.submit(hit_id, 2)
+    b = browser_for(sqlite_study.app)
+    monkeypatch.setattr(batches, "_spawn", lambda *a, **k: None)  # keep them running
+    one = b.post_json("/api/participants/action/approve?cond=0", {}).get_json()
+    two = b.post_json("/api/participants/action/approve?cond=0", {}).get_json()
+    other = b.post_json("/api/participants/action/approve?cond=1", {}).get_json()
+    assert two == {"batch_id": one["batch_id"], "already_running": True}
+    assert other["already_running"] is False and other["batch_id"] != one["batch_id"]
