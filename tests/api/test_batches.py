@@ -142,3 +142,64 @@ def test_an_orphan_resumes_in_its_own_mode_whoever_looks(study: Any, browser_for
     clock.advance(batches.LEASE.total_seconds() + 1)
     assert b.get(f"/api/batches/{batch_id}").get_json()["mode"] == "local"
     assert spawned == ["local"]
+
+
+def _set_cond(study: Any, assignment_id: str, cond: int) -> None:
+    from sqlalchemy import update
+
+    P = study.st.db.models.Participant
+    with study.st.db.begin() as session:
+        session.execute(update(P).where(P.assignmentid == assignment_id).values(cond=cond))
+
+
+def test_a_batch_over_a_table_filter_acts_on_what_the_filter_shows(sqlite_study: Any, browser_for) -> None:
+    """The same filter as the participant table (its query string) picks the batch's
+    items; approve, bonus and reject each go through the ledger, once."""
+    study = sqlite_study
+    hit_id = study.hit(assignments=5, reward="1.00")
+    first, second, third = study.submit(hit_id, 3)
+    _set_cond(study, third, 1)
+    b = browser_for(study.app)
+    preview = b.post_json("/api/participants/action/approve?cond=1", {"preview": True}).get_json()
+    assert (preview["count"], preview["reward"], preview["fees"], preview["total"]) == (1, "1.00", "0.20", "1.20")
+    report = finished(b, b.post_json("/api/participants/action/approve?cond=1", {}).get_json()["batch_id"])
+    assert [(i["target"], i["state"]) for i in report["items"]] == [(third, "done")]
+    assert Decimal(study.balance()) == START - Decimal("1.20")
+
+    bonus = b.post_json("/api/participants/action/bonus?cond=1", {"amount": "0.50", "reason": "thanks"})
+    assert finished(b, bonus.get_json()["batch_id"])["done"] == 1
+    again = b.post_json("/api/participants/action/bonus?cond=1", {"amount": "0.50", "reason": "thanks",
+                                                                   "preview": True}).get_json()
+    assert again["count"] == 0  # already bonused: a second press pays nothing
+    assert Decimal(study.balance()) == START - Decimal("1.20") - Decimal("0.60")
+
+    rejected = b.post_json("/api/participants/action/reject?cond=0", {"feedback": "incomplete"})
+    report = finished(b, rejected.get_json()["batch_id"])
+    assert sorted(i["target"] for i in report["items"]) == sorted([first, second]) and report["done"] == 2
+    statuses = {a["assignmentId"]: a["status"] for a in b.get("/api/assignments/").get_json()["rows"]}
+    assert (statuses[first], statuses[second], statuses[third]) == ("Rejected", "Rejected", "Approved")
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/api/participants/action/pay_everyone", {"preview": True}),
+    ("/api/participants/action/approve?status=bogus", {"preview": True}),
+    ("/api/participants/action/bonus", {"preview": True}),  # no reason
+    ("/api/participants/action/bonus", {"preview": True, "reason": "r", "amount": "lots"}),
+])
+def test_a_bad_filter_batch_is_a_400(sqlite_study: Any, browser_for, path: str, body: dict[str, Any]) -> None:
+    response = browser_for(sqlite_study.app).post_json(path, body)
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["error"]["code"]
+
+
+def test_a_second_press_on_the_same_filter_gets_the_same_batch_another_filter_its_own(
+        sqlite_study: Any, browser_for, monkeypatch) -> None:
+    hit_id = sqlite_study.hit()
+    sqlite_study.submit(hit_id, 2)
+    b = browser_for(sqlite_study.app)
+    monkeypatch.setattr(batches, "_spawn", lambda *a, **k: None)  # keep them running
+    one = b.post_json("/api/participants/action/approve?cond=0", {}).get_json()
+    two = b.post_json("/api/participants/action/approve?cond=0", {}).get_json()
+    other = b.post_json("/api/participants/action/approve?cond=1", {}).get_json()
+    assert two == {"batch_id": one["batch_id"], "already_running": True}
+    assert other["already_running"] is False and other["batch_id"] != one["batch_id"]

@@ -42,3 +42,16 @@ def test_viewer_sees_the_table(sqlite_dash_app: Any, browser_for, add_user, seed
     seed(sqlite_dash_app, 1)
     add_user(sqlite_dash_app, "ra", "viewer", "pw")
     assert browser_for(sqlite_dash_app, "ra", "pw").get("/dashboard/participants").status_code == 200
+
+
+def test_batch_buttons_act_on_the_filter_shown_and_only_for_payers(sqlite_dash_app: Any, browser_for, seed,
+                                                                   add_user) -> None:
+    seed(sqlite_dash_app, 2)
+    b = browser_for(sqlite_dash_app)
+    partial = b.get("/dashboard/participants?cond=1&sort=workerid&page=1",
+                    headers={"HX-Request": "true"}).data.decode()
+    assert 'data-batch="/api/participants/action/approve?cond=1"' in partial  # the filter, not the page or order
+    assert 'data-batch="/api/participants/action/bonus?cond=1"' in partial
+    add_user(sqlite_dash_app, "ra", "viewer", "pw")
+    viewer = browser_for(sqlite_dash_app, "ra", "pw").get("/dashboard/participants?cond=1").data.decode()
+    assert "data-batch=" not in viewer

@@ -29,6 +29,7 @@ from turnout.experiment.status import Status
 from turnout.marketplace import make_client
 from turnout.marketplace.local import ThreadedMarketplace
 from turnout.services import hits, payments
+from turnout.services.payments import ledger
 from turnout.services.recruitment import MarketContext
 
 from .conftest import Recruiting, local_client, never_delivered
@@ -414,13 +415,13 @@ def test_claim_of_a_dead_process_on_this_host_is_taken_at_once(recruiting: Recru
         pass
 
     dead = f"{socket.gethostname()[:24]}:{_dead_pid()}:1:deadbeef"
-    real_finish = payments._finish
-    monkeypatch.setattr(payments, "_claimant", lambda: dead)
-    monkeypatch.setattr(payments, "_finish", lambda *a, **k: (_ for _ in ()).throw(Killed()))
+    real_finish = ledger._finish
+    monkeypatch.setattr(ledger, "_claimant", lambda: dead)
+    monkeypatch.setattr(ledger, "_finish", lambda *a, **k: (_ for _ in ()).throw(Killed()))
     with pytest.raises(Killed):
         payments.bonus(r.ctx, [a.assignment_id], amount="1.25", reason="thanks")
     monkeypatch.undo()
-    assert payments._finish is real_finish
+    assert ledger._finish is real_finish
     assert r.ledger(kind="bonus")[0].state == "claimed"
     assert os.getpid() != int(dead.split(":")[1])
     settled = payments.settle_all(r.ctx)  # no 10-minute wait: the claimant is gone
@@ -454,7 +455,7 @@ def test_a_locked_database_ends_one_item_not_the_batch(recruiting: Recruiting, m
         r.add_participant(a, bonus=0.25)
     payments.approve_all(r.ctx)
     locked = OperationalError("INSERT", {}, Exception("database is locked"))
-    real_intent, real_finish = payments._intent, payments._finish
+    real_intent, real_finish = ledger._intent, ledger._finish
 
     def intent(ctx: Any, key: str, *args: Any, **kw: Any) -> Any:
         if assignments[0].assignment_id in key:
@@ -466,8 +467,8 @@ def test_a_locked_database_ends_one_item_not_the_batch(recruiting: Recruiting, m
             raise locked
         return real_finish(ctx, entry, *args, **kw)
 
-    monkeypatch.setattr(payments, "_intent", intent)
-    monkeypatch.setattr(payments, "_finish", finish)
+    monkeypatch.setattr(ledger, "_intent", intent)
+    monkeypatch.setattr(ledger, "_finish", finish)
     result = payments.bonus_all(r.ctx, amount="auto", reason="R")
     monkeypatch.undo()
     by_id = {i.assignment_id: i for i in result.items}

@@ -18,6 +18,7 @@ import pytest
 from turnout.errors import Forbidden, InvalidInput
 from turnout.experiment.status import Status
 from turnout.services import audit, payments
+from turnout.services.payments import ledger
 
 from .conftest import Recruiting, local_client, never_delivered, timeout_after_delivery
 
@@ -141,15 +142,15 @@ def test_process_dying_between_marketplace_success_and_local_write_pays_once(
     class Killed(BaseException):
         pass
 
-    real_finish = payments._finish
+    real_finish = ledger._finish
 
     def die(*args: Any, **kwargs: Any) -> Any:
         raise Killed()
 
-    monkeypatch.setattr(payments, "_finish", die)
+    monkeypatch.setattr(ledger, "_finish", die)
     with pytest.raises(Killed):
         payments.bonus(r.ctx, [a.assignment_id], amount="1.25", reason="thanks")
-    monkeypatch.setattr(payments, "_finish", real_finish)
+    monkeypatch.setattr(ledger, "_finish", real_finish)
     assert len(r.bonus_payments(a.assignment_id)) == 1
     (entry,) = r.ledger(kind="bonus")
     assert entry.state == "claimed"

@@ -1,4 +1,5 @@
-"""psiTurk's batch paths, every one a POST, each previewable: ``{"mode", "codeversion",
+"""psiTurk's batch paths (and a batch over a filter of the participant table), every one a
+POST, each previewable: ``{"mode", "codeversion",
 "preview": true}`` answers what would happen; without ``preview`` the batch starts in the
 background (202 ``{"batch_id"}``) and ``GET /api/batches/<batch_id>`` follows it. Also the
 read-only lists ``GET /api/assignments/`` and ``GET /api/hits/``."""
@@ -15,6 +16,7 @@ from turnout.dashboard.auth import require_role, user_mode
 from turnout.dashboard.market import market, state
 from turnout.errors import InvalidInput
 from turnout.services import batches, hits
+from turnout.services.participant_table import TableQuery
 from turnout.services.recruitment import MarketContext
 
 
@@ -27,15 +29,17 @@ def _opener(actor: str) -> Any:
     return open_for
 
 
-def _batch(name: str) -> Any:
+def _batch(name: str, *, codeversion: str | None = None, filter_args: dict[str, str] | None = None) -> Any:
     body = json_body()
     mode = body.get("mode") or user_mode()
     if mode not in MODES:
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    codeversion = body.get("codeversion") or state().settings.codeversion
+    codeversion = codeversion or body.get("codeversion") or state().settings.codeversion
     if not isinstance(codeversion, str):
         raise InvalidInput("codeversion must be a string")
-    params = {k: v for k, v in body.items() if k in ("reason",)}
+    params = {k: v for k, v in body.items() if k in ("reason", "amount", "feedback")}
+    if filter_args is not None:
+        params["filter"] = filter_args
     ctx = market(mode)
     if body.get("preview") is True:
         return jsonify(batches.preview(ctx, name, codeversion=codeversion, params=params))
@@ -58,6 +62,22 @@ def hits_action(action: str) -> Any:
     if action not in ("expire_all", "approve_all", "delete_all"):
         raise InvalidInput(f"unknown HITs action {action!r}; use expire_all, approve_all or delete_all")
     return _batch(f"hits.{action}")
+
+
+@bp.post("/participants/action/<action>")
+@require_role("payer")
+def participants_action(action: str) -> Any:
+    """approve, reject (``feedback``), unreject or bonus (``reason``; ``amount`` in dollars
+    or "auto", the default) the participants of this mode that a filter of the participant
+    table shows: the filter is the query string of ``GET /api/participants`` (page and sort
+    aside). Preview, or start a background batch, as the other batch actions."""
+    if action not in batches.FILTER_ACTIONS:
+        raise InvalidInput(f"unknown participants action {action!r}; use {', '.join(batches.FILTER_ACTIONS)}")
+    current = state().settings.codeversion
+    tq = TableQuery.from_args(request.args, current)  # checked here: a bad filter is a 400 now
+    args = {k: ",".join(v) for k, v in request.args.lists() if k not in ("page", "per_page", "sort", "group_by")}
+    return _batch(f"participants.{action}", codeversion="*" if tq.codeversion is None else tq.codeversion,
+                  filter_args=args)
 
 
 @bp.get("/batches/<batch_id>")

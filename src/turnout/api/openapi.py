@@ -114,6 +114,11 @@ def document() -> dict[str, Any]:
             "The participant table: {total, page, per_page, rows, facets, groups}", "viewer", params=TABLE_PARAMS)},
         "/api/participants.csv": {"get": _op("The same rows (every page) as CSV, streamed", "viewer",
                                              params=TABLE_PARAMS[:8], csv=True)},
+        "/api/participants/action/{action}": {"post": {**_op(
+            "approve, reject, unreject or bonus the participants a table filter (query string) shows: preview, "
+            "or start a background batch", "payer", body=BATCH_BODY, status="202"),
+            "parameters": [_path_param("action"), *({"name": p, "in": "query", "schema": {"type": "string"}}
+                                                    for p in TABLE_PARAMS[:6])]}},
         "/api/participants/{uniqueid}": {"get": {**_op("One participant with data, status history, ledger",
                                                        "viewer", errors=("401", "403", "404")),
                                                  "parameters": [_path_param("uniqueid")]}},

@@ -111,7 +111,11 @@ def participants() -> Any:
     def api_link(endpoint: str) -> str:
         return url_for(endpoint, **tq.to_args(current, page=None, per_page=None))
 
-    context = {"tq": tq, "result": result, "pages": pages, "link": link, "error": error,
+    def batch_url(action: str) -> str:  # the same filter, as a batch over its participants
+        return url_for("api.participants_action", action=action, **tq.to_args(current, page=None, per_page=None,
+                                                                              sort=None, group_by=None))
+
+    context = {"tq": tq, "result": result, "pages": pages, "link": link, "error": error, "batch_url": batch_url,
                "csv_url": api_link("api.participants_csv"), "json_url": api_link("api.participants"),
                "columns": participant_table.COLUMNS, "current": current}
     partial = request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request")

@@ -117,15 +117,17 @@ def task_job(task_id: int, force: bool = False) -> str:
 
 
 def settle_job() -> None:
-    """Finish ledger entries left unknown, or claimed by a process that died, in every mode
-    that has some (payments.settle_all, the same as ``turnout ledger settle``)."""
+    """Drain the ledger: finish entries left unknown, claimed by a process that died, or
+    pending (written, never sent), in every mode that has some (payments.settle_all, the
+    same as ``turnout ledger settle``). Safe next to the CLI and the dashboard: the
+    ledger's claim lets one process call the marketplace per entry."""
     from turnout.services import payments
 
     env = current()
     L = env.db.models.LedgerEntry
     with env.db.begin() as session:
         modes = list(session.scalars(select(L.mode).distinct().where(
-            L.study == env.db.tables.participants, L.state.in_(("unknown", "claimed")))))
+            L.study == env.db.tables.participants, L.state.in_(payments.UNSETTLED))))
     for mode in modes:
         with tasks.recorded_run(env.db, env.clock, f"ledger-settle-{mode}", "ledger-settle",
                                 runner=env.holder) as run:

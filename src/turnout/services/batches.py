@@ -1,14 +1,18 @@
 """Batch actions: one action over one selection, previewed, then run in the background.
 
-``ACTIONS`` names what can be done in bulk (approve all, bonus all by the auto method,
-expire / approve / delete all HITs). ``preview`` says how many, what it costs with MTurk's
+``ACTIONS`` names what the dashboard and the API start in bulk, each one action over one
+selection: approve all and bonus all (auto) of a codeversion, expire / approve / delete
+all HITs, and approve / reject / unreject / bonus the participants a filter of the
+participant table shows. The payment actions and selections are the payments service's
+(``payments.run`` is the CLI's inline door to the same code; ``payments.plan`` lists the
+items); expire and delete are HIT actions over the study's HITs. ``preview`` says how many, what it costs with MTurk's
 fees and on which marketplace, and changes nothing. ``start`` stores the batch and its
 items in the database and runs them in a background thread of this process, which holds
 a lease on the batch row and renews it item by item. If the process dies, the lease runs
 out, and the next process that looks at the batch (``get``) takes it over and goes on
 from the first unfinished item.
 
-Every money item goes through the payments ledger (``payments.approve`` / ``payments.bonus``),
+Every money item goes through the payments ledger (``payments.run`` over that one id),
 whose idempotency keys make a second run, a double click, a reload or two people at once
 pay nothing more: those items come back "already approved" / "already bonused" and are
 reported as skipped.
@@ -26,23 +30,41 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import func, or_, select, update
 
 from turnout.db.dashboard_models import Batch, BatchItem
 from turnout.errors import Forbidden, InvalidInput, NotFound, TurnoutError
 from turnout.services import hits, payments
-from turnout.services.recruitment import MarketContext, money_str
+from turnout.services.participant_table import TableQuery
+from turnout.services.recruitment import MarketContext, money_str, parse_money
 
 log = logging.getLogger("turnout.batches")
 
 LEASE = timedelta(seconds=60)
-BONUS_FEE = Decimal("0.20")
+FILTER_ACTIONS = ("approve", "reject", "unreject", "bonus")
 
 
 @dataclass(frozen=True)
-class Target:
+class Expire:
+    """Stop a HIT now (it takes no more workers; submitted work can still be reviewed)."""
+
+    kind: ClassVar[str] = "expire"
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Delete a HIT MTurk lets go: Reviewable, with nothing left to review."""
+
+    kind: ClassVar[str] = "delete"
+
+
+HitAction = Expire | Delete
+
+
+@dataclass(frozen=True)
+class Item:
     target: str  # an assignment id or a HIT id
     worker_id: str | None = None
     amount: Decimal | None = None  # what this item pays (reward or bonus), before fees
@@ -50,81 +72,53 @@ class Target:
 
 
 @dataclass(frozen=True)
-class Action:
+class Named:
+    """A batch the doors start by name: one action over one selection, both built from
+    the batch's codeversion and its checked parameters."""
+
     name: str
-    kind: str  # "assignment" or "hit"
     money: bool
-    select: Callable[[MarketContext, str, dict[str, Any]], list[Target]]
-    run: Callable[[MarketContext, Any, dict[str, Any]], tuple[str, str, int | None]]
+    action: Callable[[dict[str, Any]], payments.Action | HitAction]
+    selection: Callable[[MarketContext, str, dict[str, Any]], payments.Selection]
 
 
-def _fee(amount: Decimal, rate: Decimal) -> Decimal:
-    if amount <= 0:
-        return Decimal("0.00")
-    return max(Decimal("0.01"), (amount * rate).quantize(Decimal("0.01")))
+def _all_of(ctx: MarketContext, version: str, _params: dict[str, Any]) -> payments.Selection:
+    return payments.AllOf(version)
 
 
-def _hit_rewards(ctx: MarketContext, hit_ids: list[str]) -> dict[str, tuple[Decimal, int]]:
-    R = ctx.db.models.HitRecord
-    found: dict[str, tuple[Decimal, int]] = {}
-    with ctx.db.begin() as session:
-        for start in range(0, len(hit_ids), 500):
-            for hit_id, reward, size in session.execute(select(R.hit_id, R.reward, R.max_assignments).where(
-                    R.mode == ctx.mode, R.hit_id.in_(hit_ids[start:start + 500]))):
-                found[hit_id] = (Decimal(reward), int(size))
-    return found
+def _whole_hits(ctx: MarketContext, version: str, _params: dict[str, Any]) -> payments.Selection:
+    return payments.AllOf(version, whole_hits=True)
 
 
-def _submitted(ctx: MarketContext, version: str, *, by_participant_version: bool) -> list[Target]:
-    hit_ids = payments.scope_hit_ids(ctx, version)
-    rows = hits.list_assignments(ctx, hit_ids=hit_ids, status="Submitted") if hit_ids else []
-    if by_participant_version:
-        rows = [r for r in rows if r["codeversion"] in (None, version)]
-    rewards = _hit_rewards(ctx, list({r["hitId"] for r in rows}))
-    out = []
-    for r in rows:
-        reward, size = rewards.get(r["hitId"], (None, 0))
-        fee = _fee(reward, Decimal("0.40") if size >= 10 else Decimal("0.20")) if reward is not None \
-            else Decimal("0.00")
-        out.append(Target(r["assignmentId"], r["workerId"], reward, fee))
-    return out
+def _table_filter(ctx: MarketContext, _version: str, params: dict[str, Any]) -> payments.Selection:
+    return payments.TableFilter(TableQuery.from_args(params.get("filter") or {}, ctx.codeversion))
 
 
-def _select_approve_all(ctx: MarketContext, version: str, _params: dict[str, Any]) -> list[Target]:
-    """Every Submitted assignment of this study's HITs in this mode and codeversion."""
-    return _submitted(ctx, version, by_participant_version=True)
+def _participants_action(params: dict[str, Any]) -> payments.Action:
+    kind = params["kind"]
+    if kind == "reject":
+        return payments.Reject(params.get("feedback"))
+    if kind == "bonus":
+        return payments.Bonus(params.get("amount", payments.AUTO), params["reason"])
+    return payments.Unreject() if kind == "unreject" else payments.Approve()
 
 
-def _select_hit_approve_all(ctx: MarketContext, version: str, _params: dict[str, Any]) -> list[Target]:
-    """Every Submitted assignment on this study's HITs of this mode and codeversion
-    (psiTurk's "approve all workers for all HITs": also those with no local row)."""
-    return _submitted(ctx, version, by_participant_version=False)
+ACTIONS: dict[str, Named] = {n.name: n for n in (
+    Named("assignments.approve_all", True, lambda _p: payments.Approve(), _all_of),
+    Named("assignments.bonus_all", True, lambda p: payments.Bonus(payments.AUTO, p["reason"]), _all_of),
+    # psiTurk's "approve all workers for all HITs": also those with no (or another) local row.
+    Named("hits.approve_all", True, lambda _p: payments.Approve(), _whole_hits),
+    Named("hits.expire_all", False, lambda _p: Expire(), _all_of),
+    Named("hits.delete_all", False, lambda _p: Delete(), _all_of),
+    *(Named(f"participants.{kind}", True, _participants_action, _table_filter) for kind in FILTER_ACTIONS),
+)}
 
 
-def _select_bonus_all(ctx: MarketContext, version: str, _params: dict[str, Any]) -> list[Target]:
-    """Each approved participant of this mode and codeversion with a ``bonus`` to pay and
-    no bonus paid yet (the auto method: the amount is the participant's bonus column)."""
-    hit_ids = payments.scope_hit_ids(ctx, version)
-    rows = hits.list_assignments(ctx, hit_ids=hit_ids, status="Approved") if hit_ids else []
-    out = []
-    for r in rows:
-        if r["codeversion"] not in (None, version) or r["uniqueid"] is None or r["bonuses_paid"]:
-            continue
-        try:
-            amount = payments.auto_amount(_float_or_none(r["bonus"]))
-        except InvalidInput:
-            amount = None
-        if amount is None:
-            continue
-        out.append(Target(r["assignmentId"], r["workerId"], amount, _fee(amount, BONUS_FEE)))
-    return out
-
-
-def _float_or_none(value: Any) -> float | None:
+def _action(name: str) -> Named:
     try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+        return ACTIONS[name]
+    except KeyError:
+        raise NotFound(f"no batch action {name!r}") from None
 
 
 def _scope_hits(ctx: MarketContext, version: str, **filters: bool) -> list[dict[str, Any]]:
@@ -132,14 +126,17 @@ def _scope_hits(ctx: MarketContext, version: str, **filters: bool) -> list[dict[
     return [h for h in hits.list_hits(ctx, **filters) if h["hitid"] in mine]
 
 
-def _select_expire_all(ctx: MarketContext, version: str, _params: dict[str, Any]) -> list[Target]:
-    return [Target(h["hitid"]) for h in _scope_hits(ctx, version, active=True)]
-
-
-def _select_delete_all(ctx: MarketContext, version: str, _params: dict[str, Any]) -> list[Target]:
-    """The HITs MTurk lets go: Reviewable, with nothing left to review."""
-    return [Target(h["hitid"]) for h in _scope_hits(ctx, version, reviewable=True)
-            if h["number_submissions_needing_action"] == 0]
+def plan(ctx: MarketContext, action: payments.Action | HitAction, selection: payments.Selection) -> list[Item]:
+    """The items a batch of ``action`` over ``selection`` runs (nothing changes)."""
+    if isinstance(action, Expire | Delete):
+        if not isinstance(selection, payments.AllOf):
+            raise InvalidInput("HIT actions run over all of this study's HITs of a codeversion")
+        version = selection.codeversion if selection.codeversion is not None else ctx.codeversion
+        if isinstance(action, Expire):
+            return [Item(h["hitid"]) for h in _scope_hits(ctx, version, active=True)]
+        return [Item(h["hitid"]) for h in _scope_hits(ctx, version, reviewable=True)
+                if h["number_submissions_needing_action"] == 0]
+    return [Item(p.assignment_id, p.worker_id, p.amount, p.fee) for p in payments.plan(ctx, action, selection)]
 
 
 def _payment_outcome(result: payments.BatchResult) -> tuple[str, str, int | None]:
@@ -153,15 +150,6 @@ def _payment_outcome(result: payments.BatchResult) -> tuple[str, str, int | None
     return state, message, item.ledger_id
 
 
-def _run_approve(ctx: MarketContext, item: Any, _params: dict[str, Any]) -> tuple[str, str, int | None]:
-    return _payment_outcome(payments.approve(ctx, [item.target], confirm_live=True))
-
-
-def _run_bonus(ctx: MarketContext, item: Any, params: dict[str, Any]) -> tuple[str, str, int | None]:
-    return _payment_outcome(payments.bonus(ctx, [item.target], amount=payments.AUTO, reason=params["reason"],
-                                           confirm_live=True))
-
-
 def _hit_outcome(results: list[dict[str, Any]]) -> tuple[str, str, int | None]:
     if not results:
         return "skipped", "nothing to do", None
@@ -169,48 +157,62 @@ def _hit_outcome(results: list[dict[str, Any]]) -> tuple[str, str, int | None]:
     return ("done" if r["ok"] else "failed"), r["message"], None
 
 
-def _run_expire(ctx: MarketContext, item: Any, _params: dict[str, Any]) -> tuple[str, str, int | None]:
-    return _hit_outcome(hits.expire_hits(ctx, [item.target]))
+def run_item(ctx: MarketContext, action: payments.Action | HitAction, target: str) -> tuple[str, str, int | None]:
+    """One item of a batch, the same code as the CLI's inline run of that one target:
+    (state done|skipped|failed, message, ledger id)."""
+    if isinstance(action, Expire):
+        return _hit_outcome(hits.expire_hits(ctx, [target]))
+    if isinstance(action, Delete):
+        return _hit_outcome(hits.delete_hits(ctx, [target]))
+    return _payment_outcome(payments.run(ctx, action, payments.Ids((target,)), confirm_live=True))
 
 
-def _run_delete(ctx: MarketContext, item: Any, _params: dict[str, Any]) -> tuple[str, str, int | None]:
-    return _hit_outcome(hits.delete_hits(ctx, [item.target]))
+def _text(params: dict[str, Any], key: str, what: str) -> str | None:
+    value = params.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{key} must be a string")
+    if len(value) > 1024:
+        raise InvalidInput(f"{what} must be at most 1024 characters")
+    return value.strip()
 
 
-ACTIONS: dict[str, Action] = {
-    "assignments.approve_all": Action("assignments.approve_all", "assignment", True, _select_approve_all,
-                                      _run_approve),
-    "assignments.bonus_all": Action("assignments.bonus_all", "assignment", True, _select_bonus_all, _run_bonus),
-    "hits.approve_all": Action("hits.approve_all", "assignment", True, _select_hit_approve_all, _run_approve),
-    "hits.expire_all": Action("hits.expire_all", "hit", False, _select_expire_all, _run_expire),
-    "hits.delete_all": Action("hits.delete_all", "hit", False, _select_delete_all, _run_delete),
-}
-
-
-def _action(name: str) -> Action:
-    try:
-        return ACTIONS[name]
-    except KeyError:
-        raise NotFound(f"no batch action {name!r}") from None
-
-
-def check_params(action: Action, params: dict[str, Any]) -> dict[str, Any]:
+def check_params(action: Named, params: dict[str, Any]) -> dict[str, Any]:
     clean: dict[str, Any] = {}
     if action.name == "assignments.bonus_all":
-        reason = params.get("reason")
-        if not isinstance(reason, str) or not reason.strip():
+        reason = _text(params, "reason", "the reason")
+        if not reason:
             raise InvalidInput("bonus_all needs a reason (MTurk shows it to the worker)")
-        if len(reason) > 1024:
-            raise InvalidInput("the reason must be at most 1024 characters")
-        clean["reason"] = reason.strip()
+        clean["reason"] = reason
+    elif action.name.startswith("participants."):
+        kind = action.name.split(".", 1)[1]
+        raw = params.get("filter") or {}
+        if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+            raise InvalidInput("filter must be the participant table's query (an object of strings)")
+        clean.update(kind=kind, filter=raw)
+        if kind == "reject" and _text(params, "feedback", "feedback to the worker"):
+            clean["feedback"] = _text(params, "feedback", "feedback to the worker")
+        if kind == "bonus":
+            reason = _text(params, "reason", "the reason")
+            if not reason:
+                raise InvalidInput("a bonus needs a reason (MTurk shows it to the worker)")
+            amount = params.get("amount", payments.AUTO)
+            if amount != payments.AUTO:
+                amount = money_str(parse_money(amount, what="bonus amount"))
+            clean.update(reason=reason, amount=amount)
     return clean
+
+
+def _build(ctx: MarketContext, action: Named, codeversion: str, params: dict[str, Any]
+           ) -> tuple[payments.Action | HitAction, payments.Selection]:
+    return action.action(params), action.selection(ctx, codeversion, params)
 
 
 def preview(ctx: MarketContext, name: str, *, codeversion: str, params: dict[str, Any]) -> dict[str, Any]:
     """What the batch would do, without doing it: ``{"count","reward","fees","total","marketplace"}``."""
     action = _action(name)
-    check_params(action, params)
-    targets = action.select(ctx, codeversion, params)
+    targets = plan(ctx, *_build(ctx, action, codeversion, check_params(action, params)))
     reward = sum((t.amount or Decimal("0.00") for t in targets), Decimal("0.00"))
     fees = sum((t.fee for t in targets), Decimal("0.00"))
     return {"action": name, "mode": ctx.mode, "codeversion": codeversion, "count": len(targets),
@@ -241,20 +243,22 @@ def start(ctx: MarketContext, name: str, *, codeversion: str, params: dict[str, 
     if action.money and ctx.mode == "live" and not confirm_live:
         raise Forbidden("this pays real money in live mode; confirm it (send \"confirm_live\": true)")
     study = ctx.study
+    same = [Batch.study == study, Batch.mode == ctx.mode, Batch.action == name, Batch.codeversion == codeversion,
+            Batch.state == "running"]
+    if name.startswith("participants."):  # another filter is another batch
+        same.append(Batch.params == json.dumps(clean, sort_keys=True))
     with ctx.db.begin() as session:
-        running = session.scalar(select(Batch.id).where(
-            Batch.study == study, Batch.mode == ctx.mode, Batch.action == name,
-            Batch.codeversion == codeversion, Batch.state == "running"))
+        running = session.scalar(select(Batch.id).where(*same))
     if running is not None:
         resume_if_orphaned(ctx, running, opener)
         return {"batch_id": running, "already_running": True}
-    targets = action.select(ctx, codeversion, clean)
+    targets = plan(ctx, *_build(ctx, action, codeversion, clean))
     batch_id = uuid.uuid4().hex
     owner = _owner()
     now = ctx.clock.now()
     with ctx.db.begin(immediate=True) as session:
         session.add(Batch(id=batch_id, study=study, mode=ctx.mode, codeversion=codeversion, action=name,
-                          params=json.dumps(clean), state="running", total=len(targets), actor=ctx.actor,
+                          params=json.dumps(clean, sort_keys=True), state="running", total=len(targets), actor=ctx.actor,
                           created_at=now, lease_owner=owner, lease_until=now + LEASE))
         session.add_all(BatchItem(batch_id=batch_id, target=t.target, worker_id=t.worker_id,
                                   amount=money_str(t.amount) if t.amount is not None else None, state="pending")
@@ -289,7 +293,8 @@ def run(ctx: MarketContext, batch_id: str, owner: str) -> None:
         batch = session.get(Batch, batch_id)
         if batch is None:
             raise NotFound(f"no batch {batch_id!r}")
-        action, params = _action(batch.action), json.loads(batch.params or "{}")
+        named, params = _action(batch.action), json.loads(batch.params or "{}")
+    action = named.action(params)
     while _renew(ctx, batch_id, owner):
         with ctx.db.begin() as session:
             item = session.scalar(select(BatchItem).where(BatchItem.batch_id == batch_id,
@@ -302,7 +307,7 @@ def run(ctx: MarketContext, batch_id: str, owner: str) -> None:
                                         lease_until=None).execution_options(synchronize_session=False))
             return
         try:
-            state, message, ledger_id = action.run(ctx, item, params)
+            state, message, ledger_id = run_item(ctx, action, item.target)
         except TurnoutError as exc:
             state, message, ledger_id = "failed", exc.message, None
         with ctx.db.begin(immediate=True) as session:

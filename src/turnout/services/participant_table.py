@@ -163,6 +163,11 @@ def _conditions(P: Any, tq: TableQuery, *, skip: str | None = None) -> list[Any]
     return where
 
 
+def where(P: Any, tq: TableQuery) -> list[Any]:
+    """The filter's conditions, for another query over the same rows (a batch action on them)."""
+    return _conditions(P, tq)
+
+
 def _filtered(P: Any, tq: TableQuery, statement: Select[Any], *, skip: str | None = None) -> Select[Any]:
     where = _conditions(P, tq, skip=skip)
     return statement.where(and_(*where)) if where else statement

@@ -83,7 +83,11 @@
     });
   }
 
-  document.querySelectorAll("[data-batch]").forEach(function (b) { b.addEventListener("click", function () { preview(b); }); });
+  // Delegated: the participants table (and its batch buttons) is replaced as its filter changes.
+  document.addEventListener("click", function (e) {
+    var b = e.target.closest && e.target.closest("[data-batch]");
+    if (b) { preview(b); }
+  });
   var confirmButton = document.getElementById("batch-confirm");
   if (confirmButton) { confirmButton.addEventListener("click", confirmRun); }
   var cancel = document.getElementById("batch-cancel");
