@@ -142,3 +142,24 @@ def test_upgrade_fills_the_counters_and_downgrade_removes_them(database_url: str
         assert _counters(db) == _recount(db) and sum(_counters(db).values()) == 15
     finally:
         db.dispose()
+
+
+VIEWS = [{}, {"codeversion": "*"}, {"complete": "true"}, {"mode": "live", "cond": "0,1"},
+         {"status": "2,4", "codeversion": "2.0", "group_by": "cond,status"},
+         {"group_by": "mode", "codeversion": "*", "complete": "true"}, {"q": "W1"}]
+
+
+def test_dashboard_counts_are_those_of_the_table(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    from turnout.services import participant_table, study_summary
+
+    _add(db, 50, random.Random(80))
+
+    def answers() -> list[Any]:
+        views = [participant_table.query(db, participant_table.TableQuery.from_args(v, "1.0")) for v in VIEWS]
+        return views + [study_summary.summary(db, codeversion=cv, mode=m) for cv in ("1.0", "2.0")
+                        for m in ("live", "sandbox")]
+
+    with_counters = answers()
+    assert with_counters[0]["total"] > 0 and with_counters[4]["groups"]
+    monkeypatch.setattr(cell_counts, "available", lambda *a: False)
+    assert answers() == with_counters
