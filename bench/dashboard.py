@@ -8,7 +8,8 @@ facets, and the CSV export's time and peak memory, on a database already filled 
         --database-url sqlite:////tmp/dash.db
 
 It calls the service the /api/participants views call (``participant_table.query`` and
-``stream_csv``) in-process, so the numbers are the database and serialisation work of one
+``stream_csv``) and the overview's (``study_summary.summary``: funnel, conditions,
+completions per day, money) in-process, so the numbers are the database and serialisation work of one
 request without HTTP. The CSV's peak memory is tracemalloc's peak of Python allocations
 while streaming every row.
 """
@@ -65,6 +66,17 @@ def main(argv: list[str] | None = None) -> int:
         report["views"][name] = {"median_ms": round(statistics.median(times), 1),  # type: ignore[index]
                                  "p95_ms": round(times[int(0.95 * (len(times) - 1))], 1),
                                  "total": result["total"]}
+    from turnout.services import study_summary
+
+    study_summary.summary(db, codeversion=settings.codeversion, mode="sandbox")
+    times = []
+    for _ in range(args.repeat):
+        start = time.perf_counter()
+        overview = study_summary.summary(db, codeversion=settings.codeversion, mode="sandbox")
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    report["overview"] = {"median_ms": round(statistics.median(times), 1),
+                          "p95_ms": round(times[int(0.95 * (len(times) - 1))], 1), "total": overview["total"]}
     if not args.no_csv:
         tq = TableQuery.from_args({"codeversion": "*"}, settings.codeversion)
         start = time.perf_counter()

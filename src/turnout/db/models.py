@@ -17,6 +17,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
 
 from turnout.config import TableNames
 from turnout.datastring import event_rows, parse_object, question_rows, rows_to_csv, trial_rows
+from turnout.db.cell_counts import build_cell_count_model
 from turnout.db.marketplace_models import build_marketplace_models
 from turnout.db.reconcile_models import build_reconcile_models
 from turnout.db.scheduler_models import SchedulerModels, build_scheduler_models
@@ -51,6 +52,8 @@ class Models:
     ReconcileRun: type[Any]
     # Campaigns, tasks, their runs and the runner lease (scheduler_models.py).
     scheduling: SchedulerModels | None = None
+    # Participants per cell, kept by triggers (cell_counts.py, migration 0015).
+    CellCount: type[Any] | None = None
 
 
 def build_models(tables: TableNames) -> Models:
@@ -153,10 +156,13 @@ def build_models(tables: TableNames) -> Models:
         detail: Mapped[str | None] = mapped_column(Text)
 
     market = build_marketplace_models(Base)
+    CellCount = build_cell_count_model(Base, participants)
+    Participant._turnout_cell_count = CellCount  # counterbalancing reads it (experiment/counterbalance.py)
     reconcile = build_reconcile_models(Base)
     return Models(Base=Base, Participant=Participant, Hit=Hit, StatusTransition=StatusTransition,
                   HitRecord=market.HitRecord, LedgerEntry=market.LedgerEntry, AuditEvent=market.AuditEvent,
                   OwnedQualification=market.OwnedQualification,
                   QualificationGrant=market.QualificationGrant,
                   Exclusion=reconcile.Exclusion, ReconcileRun=reconcile.ReconcileRun,
-                  scheduling=build_scheduler_models(Base))
+                  scheduling=build_scheduler_models(Base),
+                  CellCount=CellCount)

@@ -20,6 +20,7 @@ from sqlalchemy import Select, and_, func, select, union
 
 from turnout.config import COMPLETED_STATUSES
 from turnout.datastring import parse_object
+from turnout.db import cell_counts as counters
 from turnout.db.engine import Database
 from turnout.errors import InvalidInput, NotFound
 
@@ -194,10 +195,75 @@ def _column_objects(P: Any) -> list[Any]:
     return [getattr(P, c) for c in COLUMNS]
 
 
+def _null_key(nulls_first: bool, value: Any) -> tuple[int, Any]:
+    """Sort key for one column as the database orders it ascending (NULLs first on SQLite
+    and MariaDB, last on PostgreSQL)."""
+    if value is None:
+        return (0 if nulls_first else 2, 0)
+    return (1, value)
+
+
+def _cells_matching(cells: dict[Any, int], tq: TableQuery, skip: str | None = None) -> dict[Any, int]:
+    """``_conditions`` applied to the counter cells (``tq.q`` needs the table itself)."""
+    statuses: set[int] | None = None
+    if skip != "status":
+        if tq.complete:
+            statuses = set(COMPLETED_STATUSES)
+        if tq.statuses:
+            statuses = set(tq.statuses) if statuses is None else statuses & set(tq.statuses)
+    return counters.matching(
+        cells,
+        codeversion=None if tq.codeversion is None or skip == "codeversion" else [tq.codeversion],
+        mode=tq.modes if tq.modes and skip != "mode" else None,
+        cond=tq.conds if tq.conds and skip != "cond" else None,
+        status=statuses)
+
+
+def _summed(cells: dict[Any, int], names: Sequence[str]) -> dict[tuple[Any, ...], int]:
+    at = [counters.KEYS.index(n) for n in names]
+    out: dict[tuple[Any, ...], int] = {}
+    for cell, n in cells.items():
+        key = tuple(cell[i] for i in at)
+        out[key] = out.get(key, 0) + n
+    return out
+
+
+def _counts_from_cells(db: Database, session: Any, tq: TableQuery) -> dict[str, Any] | None:
+    """Total, facets and groups from ``turnout_cell_count`` (a few rows, whatever the size of
+    the table), or None where the counters cannot answer (a search, or no counters)."""
+    if tq.q or not counters.available(session, db.tables.participants):
+        return None
+    cells = counters.read(session, db.models.CellCount, db.tables.participants)
+    nulls_first = db.backend != "postgresql"
+    out: dict[str, Any] = {"total": sum(_cells_matching(cells, tq).values()), "facets": {}}
+    for name in FACETS:
+        summed = _summed(_cells_matching(cells, tq, skip=name), [name])
+        ordered = sorted(summed.items(), key=lambda kv: (-kv[1], _null_key(nulls_first, kv[0][0])))[:100]
+        out["facets"][name] = [{"value": v, "count": n, **({"label": status_name(v)} if name == "status" else {})}
+                               for (v,), n in ordered]
+    if tq.group_by:
+        summed = _summed(_cells_matching(cells, tq), tq.group_by)
+        ordered = sorted(summed.items(), key=lambda kv: [_null_key(nulls_first, v) for v in kv[0]])[:1000]
+        out["groups"] = [{**dict(zip(tq.group_by, key, strict=True)), "count": n,
+                          **({"status_name": status_name(key[tq.group_by.index("status")])}
+                             if "status" in tq.group_by else {})} for key, n in ordered]
+    return out
+
+
 def query(db: Database, tq: TableQuery) -> dict[str, Any]:
-    """One page of the table, its total, the facets and (with ``group_by``) the groups."""
+    """One page of the table, its total, the facets and (with ``group_by``) the groups.
+
+    The counts come from the per-cell counters (turnout.db.cell_counts) unless the view
+    searches by id; the page of rows walks an index either way."""
     P = db.models.Participant
     with db.begin() as session:
+        counted = _counts_from_cells(db, session, tq)
+        if counted is not None:
+            rows = session.execute(_ordered(P, tq, _filtered(P, tq, select(*_column_objects(P))))
+                                   .limit(tq.per_page).offset((tq.page - 1) * tq.per_page)).all()
+            return {"total": counted["total"], "page": tq.page, "per_page": tq.per_page,
+                    "rows": [_row_from_tuple(r) for r in rows], "facets": counted["facets"],
+                    **({"groups": counted["groups"]} if tq.group_by else {})}
         total = session.scalar(_filtered(P, tq, select(func.count()).select_from(P)))
         rows = session.execute(_ordered(P, tq, _filtered(P, tq, select(*_column_objects(P))))
                                .limit(tq.per_page).offset((tq.page - 1) * tq.per_page)).all()

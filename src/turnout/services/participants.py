@@ -174,10 +174,13 @@ def _choose_condition(session: Session, ctx: ExperimentContext, mode: str,
     return counterbalance.choose(counterbalance.grid(num_conds, num_counters), counts, ctx.rng)
 
 
-def _settled_counts(ctx: ExperimentContext, mode: str) -> counterbalance.Settled:
-    """The part of the count that grows with the table, taken before the lock (see Settled)."""
+def _settled_counts(ctx: ExperimentContext, mode: str) -> counterbalance.Settled | None:
+    """The part of the count that grows with the table, taken before the lock (see Settled);
+    None where the database keeps per-cell counters, which are read under the lock."""
     s = ctx.settings
     with ctx.db.begin() as session:
+        if counterbalance.uses_counters(session, ctx.Participant):
+            return None
         return counterbalance.settled_counts(session, ctx.Participant, codeversion=s.codeversion, mode=mode,
                                              cutoff_minutes=s.cutoff_minutes, clock=ctx.clock)
 

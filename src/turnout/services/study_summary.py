@@ -1,7 +1,9 @@
 """The overview of one codeversion in one mode: funnel, conditions, completions, money.
 
-Everything is counted in the database (GROUP BY over the indexed status, cond and
-codeversion columns, and the ledger), never by loading participants; nothing here calls
+Everything is counted in the database, never by loading participants: the funnel and the
+conditions from the per-cell counters the database keeps (turnout.db.cell_counts; a
+GROUP BY over the indexed columns where a database has none), completions per day and
+money by GROUP BY over indexed columns and the ledger; nothing here calls
 the marketplace, so the overview can refresh itself every few seconds cheaply.
 """
 
@@ -12,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Date, and_, cast, func, select
 
+from turnout.db import cell_counts as counters
 from turnout.db.engine import Database
 from turnout.services.participant_table import status_name
 from turnout.services.recruitment import money_str
@@ -45,9 +48,19 @@ def summary(db: Database, *, codeversion: str, mode: str) -> dict[str, Any]:
     study = db.tables.participants
     scope = and_(P.codeversion == codeversion, P.mode == mode)
     with db.begin() as session:
-        by_status = dict(session.execute(select(P.status, func.count()).where(scope).group_by(P.status)).all())
-        by_cond = session.execute(select(P.cond, P.status, func.count()).where(scope)
-                                  .group_by(P.cond, P.status)).all()
+        if counters.available(session, study):
+            # From the per-cell counters (turnout.db.cell_counts): a few rows, not the table.
+            cells = counters.read(session, db.models.CellCount, study, codeversion=codeversion, mode=mode)
+            by_status: dict[Any, int] = {}
+            cond_status: dict[tuple[Any, Any], int] = {}
+            for (_cv, _mode, status, cond, _counter), n in cells.items():
+                by_status[status] = by_status.get(status, 0) + n
+                cond_status[(cond, status)] = cond_status.get((cond, status), 0) + n
+            by_cond = [(c, st, n) for (c, st), n in cond_status.items()]
+        else:
+            by_status = dict(session.execute(select(P.status, func.count()).where(scope).group_by(P.status)).all())
+            by_cond = session.execute(select(P.cond, P.status, func.count()).where(scope)
+                                      .group_by(P.cond, P.status)).all()
         day = func.date(P.endhit) if db.backend == "sqlite" else cast(P.endhit, Date)
         per_day = session.execute(select(day, func.count()).where(scope, P.status.in_((3, 4, 5, 7)),
                                                                   P.endhit.is_not(None))
