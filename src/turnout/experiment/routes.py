@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
@@ -91,10 +92,15 @@ def token_cookie_name(uniqueid: str) -> str:
     return "turnout_t_" + hashlib.sha256(uniqueid.encode()).hexdigest()[:16]
 
 
-def offered_tokens(uniqueid: str) -> list[str | None]:
-    """Every place a participant token may arrive: header, form/query field, cookie."""
-    return [request.headers.get(TOKEN_HEADER), request.values.get(TOKEN_PARAM),
-            request.cookies.get(token_cookie_name(uniqueid))]
+def offered_tokens(uniqueid: str) -> Iterator[str | None]:
+    """Every place a participant token may arrive: header, form/query field, cookie.
+
+    Lazily, in that order: psiturk.js sends the header, and a check that finds the token
+    there (``any`` stops at the first match) never parses the form or the cookies.
+    """
+    yield request.headers.get(TOKEN_HEADER)
+    yield request.values.get(TOKEN_PARAM)
+    yield request.cookies.get(token_cookie_name(uniqueid))
 
 
 # psiTurk stored the names Werkzeug 1's user-agent parser gave; analysis scripts compare
@@ -297,7 +303,11 @@ def request_body() -> bytes:
 def update(uniqueid: str) -> Any:
     svc.save_data(ctx(), uniqueid, request_body(), offered_tokens(uniqueid),
                   order=request.headers.get(SAVE_HEADER))
-    return jsonify(status="user data saved")
+    # The bytes jsonify(status="user data saved") gives, without serialising them per save.
+    return Response(_SAVED_BODY, mimetype="application/json")
+
+
+_SAVED_BODY = b'{"status":"user data saved"}\n'
 
 
 # --- status changes --------------------------------------------------------------------

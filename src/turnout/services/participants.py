@@ -28,7 +28,7 @@ from turnout.clock import Clock
 from turnout.config import Settings
 from turnout.datastring import count_trials, parse_sync_body
 from turnout.datastring import parse as parse_stored
-from turnout.db.engine import Database
+from turnout.db.engine import Database, DriverStatement
 from turnout.db.locks import locked_session
 from turnout.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from turnout.experiment import counterbalance
@@ -345,8 +345,9 @@ def _undefer_datastring(P: Any) -> Any:
     return undefer(P.datastring)
 
 
-def _stored_trial_count(session: Session, P: Any, uniqueid: str) -> int:
-    stored = session.scalar(select(P.datastring).where(P.uniqueid == uniqueid))
+def _stored_trial_count(conn: Any, P: Any, uniqueid: str) -> int:
+    c = P.__mapper__.columns
+    stored = conn.scalar(select(c.datastring).where(c.uniqueid == uniqueid))
     data = parse_stored(stored)
     return count_trials(data) if isinstance(data, dict) else 0
 
@@ -395,7 +396,7 @@ def refuse_future_stamp(key: str | None, limit: str) -> None:
 _MYSQL_ESCAPED = ("\\", '"', "'", "\0", "\n", "\r", "\x1a")
 
 
-def _check_statement_fits(session: Session, db: Database, text: str) -> None:
+def _check_statement_fits(conn: Any, db: Database, text: str) -> None:
     """Refuse (413) a save MariaDB/MySQL would drop the connection over.
 
     The server closes the connection on a statement over ``max_allowed_packet`` (16 MiB by
@@ -404,7 +405,7 @@ def _check_statement_fits(session: Session, db: Database, text: str) -> None:
     """
     if db.backend not in ("mysql", "mariadb") or len(text) < 1_000_000:
         return
-    limit = session.execute(sql_text("SELECT @@max_allowed_packet")).scalar() or 0
+    limit = conn.execute(sql_text("SELECT @@max_allowed_packet")).scalar() or 0
     needed = len(text.encode("utf-8")) + sum(text.count(c) for c in _MYSQL_ESCAPED) + 4096
     if needed > int(limit):
         raise PayloadTooLarge(f"this save needs a {needed}-byte statement but the database accepts at most "
@@ -421,9 +422,9 @@ class _SaveStatements:
     a third of a save's CPU time. The stale-save guard is the WHERE clause, as before.
     """
 
-    read: Any
-    write_keyed: Any
-    write_counted: Any
+    read: DriverStatement
+    write_keyed: DriverStatement
+    write_counted: DriverStatement
 
 
 _save_statement_cache: dict[Any, _SaveStatements] = {}
@@ -435,15 +436,17 @@ def _save_statements(P: Any) -> _SaveStatements:
         t, c = P.__table__, P.__mapper__.columns  # columns by attribute name
         mine = c.uniqueid == bindparam("uid")
         cached = _save_statement_cache[P] = _SaveStatements(
-            read=select(c.token, c.trial_count).where(mine),
+            read=DriverStatement(select(c.token, c.trial_count).where(mine)),
             # ``limit``: a stored stamp beyond the latest acceptable one (from the future) does
             # not block newer saves; NULL (no limit) leaves that branch false.
-            write_keyed=update(t).where(mine, or_(c.save_key.is_(None), c.save_key <= bindparam("new_key"),
-                                                  c.save_key > bindparam("limit")))
-            .values({c.datastring: bindparam("new_text"), c.trial_count: bindparam("new_trials"),
-                     c.save_key: bindparam("new_key")}),
-            write_counted=update(t).where(mine, or_(c.trial_count.is_(None), c.trial_count <= bindparam("new_trials")))
-            .values({c.datastring: bindparam("new_text"), c.trial_count: bindparam("new_trials")}),
+            write_keyed=DriverStatement(
+                update(t).where(mine, or_(c.save_key.is_(None), c.save_key <= bindparam("new_key"),
+                                          c.save_key > bindparam("limit")))
+                .values({c.datastring: bindparam("new_text"), c.trial_count: bindparam("new_trials"),
+                         c.save_key: bindparam("new_key")})),
+            write_counted=DriverStatement(
+                update(t).where(mine, or_(c.trial_count.is_(None), c.trial_count <= bindparam("new_trials")))
+                .values({c.datastring: bindparam("new_text"), c.trial_count: bindparam("new_trials")})),
         )
     return cached
 
@@ -464,13 +467,12 @@ def save_data(ctx: ExperimentContext, uniqueid: str, body: bytes, offered: Itera
     text, data = parse_sync_body(body)
     trials = count_trials(data)
     P = ctx.Participant
-    offered = list(offered)
-    # immediate: on SQLite a read that later writes must hold the write lock from BEGIN,
-    # or a concurrent commit makes the upgrade fail with SQLITE_BUSY instead of waiting.
-    with ctx.db.begin(immediate=True) as session:
-        statements = _save_statements(P)
-        conn = session.connection()
-        row = conn.execute(statements.read, {"uid": uniqueid}).first()
+    statements = _save_statements(P)
+    # One write transaction on a Core connection (no ORM session: see
+    # Database.write_connection); on SQLite it holds the write lock from its start, so the
+    # read below and the write cannot interleave with another writer.
+    with ctx.db.write_connection() as conn:
+        row = statements.read.first(conn, {"uid": uniqueid})
         if row is None:
             raise NotFound(f"no participant {uniqueid!r}")
         stored_token, stored_trials = row
@@ -480,17 +482,15 @@ def save_data(ctx: ExperimentContext, uniqueid: str, body: bytes, offered: Itera
         if stored_trials is None:
             # A row psiTurk wrote before the upgrade has data but no count yet: count its
             # stored trials once, so the stale-save guard below protects it too.
-            session.execute(
-                update(P).where(P.uniqueid == uniqueid, P.trial_count.is_(None))
-                .values(trial_count=_stored_trial_count(session, P, uniqueid))
-                .execution_options(synchronize_session=False)
-            )
-        _check_statement_fits(session, ctx.db, text)
-        result = conn.execute(statements.write_keyed if key is not None else statements.write_counted,
-                              {"uid": uniqueid, "new_text": text, "new_trials": trials, "new_key": key,
-                               "limit": limit})
-        if result.rowcount != 1:
-            stored = session.scalar(select(P.trial_count).where(P.uniqueid == uniqueid))
+            c = P.__mapper__.columns
+            conn.execute(update(P.__table__).where(c.uniqueid == uniqueid, c.trial_count.is_(None))
+                         .values({c.trial_count: _stored_trial_count(conn, P, uniqueid)}))
+        _check_statement_fits(conn, ctx.db, text)
+        written = (statements.write_keyed if key is not None else statements.write_counted).rowcount(
+            conn, {"uid": uniqueid, "new_text": text, "new_trials": trials, "new_key": key, "limit": limit})
+        if written != 1:
+            c = P.__mapper__.columns
+            stored = conn.scalar(select(c.trial_count).where(c.uniqueid == uniqueid))
             if key is not None:
                 raise Conflict("a newer save (from a later page load, or later on this page) is already "
                                "stored, so this one was not applied", stored_trials=stored,
