@@ -37,3 +37,5 @@ import turnout.api.scheduling  # noqa: E402,F401  (campaigns and tasks: register
 from turnout.api import actions, openapi, participants, single, views  # noqa: E402,F401  (registers the routes on bp)
 
 __import__("turnout.api.reconciliation")  # issue 10: registers /api/reconciliation* (own line: merges cleanly)
+__import__("turnout.api.accounts")  # Settings → Accounts: /api/accounts/, /api/tokens/ (own line)
+__import__("turnout.api.tables")  # CSV twins of the Workers and HITs pages (own line)
