@@ -149,6 +149,10 @@ def document() -> dict[str, Any]:
         "/api/participants/{uniqueid}": {"get": {**_op("One participant with data, status history, ledger",
                                                        "viewer", errors=("401", "403", "404")),
                                                  "parameters": [_path_param("uniqueid")]}},
+        "/api/participants/{uniqueid}/{kind}.csv": {"get": {**_op(
+            "One participant's trialdata, eventdata or questiondata as CSV (turnout export's layout, no header)",
+            "viewer", errors=("401", "403", "404"), csv=True),
+            "parameters": [_path_param("uniqueid"), _path_param("kind")]}},
         "/api/assignments/": {"get": _op("This study's assignments from the marketplace, joined with local rows",
                                          "viewer", params=["status", "hit_id", "page", "per_page"])},
         "/api/assignments/action/{action}": {"post": {**_op(

@@ -32,8 +32,9 @@
     plot = new uPlot({
       width: Math.max(holder.clientWidth, 300), height: 220,
       series: [{}, {label: s.unit, stroke: "#0d6efd", fill: "rgba(13,110,253,0.15)", width: 2,
-                    paths: uPlot.paths.bars({size: [0.8, 40]}), points: {show: false}},
-               {label: "in all", stroke: "#6c757d", width: 2, dash: [4, 4], scale: "total"}],
+                    paths: uPlot.paths.bars({size: [0.8, 40], align: 1}), points: {show: false}},
+               {label: "in all", stroke: "#6c757d", width: 2, dash: [4, 4], scale: "total",
+                paths: uPlot.paths.stepped({align: 1}), points: {show: false}}],
       scales: {total: {}},
       axes: [{}, {label: s.unit}, {side: 1, scale: "total", label: "in all", grid: {show: false}}]
     }, [xs, each, total], holder);
