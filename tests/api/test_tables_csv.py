@@ -55,3 +55,40 @@ def test_hits_csv_matches_the_hits_page_filters(sqlite_study: Any, browser_for, 
     assert 'href="/api/hits.csv?status=active"' in page and first not in page
     assert b.get("/api/hits.csv?status=bogus").status_code == 400
     assert sqlite_study.app.test_client().get("/api/hits.csv").status_code == 401
+
+
+def test_campaigns_tasks_and_reconcile_csv_twins(sqlite_study: Any, browser_for) -> None:
+    b = browser_for(sqlite_study.app)
+    cid = b.post_json("/api/campaigns/", {"goal": 20, "per_round": 10, "interval_minutes": 30, "reward": "1.00",
+                                          "duration_hours": 1, "mode": "local"}).get_json()["id"]
+    task_id = b.post_json("/api/tasks/", {"interval_minutes": 45, "mode": "local",
+                                          "codeversion": "1.0"}).get_json()["id"]
+    camp = _csv(b.get("/api/campaigns.csv"))
+    assert [(r["id"], r["goal"], r["active"], r["mode"]) for r in camp] == [(str(cid), "20", "True", "local")]
+    listed = b.get("/api/tasks/").get_json()["tasks"]
+    tasks = _csv(b.get("/api/tasks.csv"))
+    assert [(r["id"], r["kind"]) for r in tasks] == [(str(t["id"]), t["kind"]) for t in listed]
+    assert (str(task_id), "approve-all") in [(r["id"], r["kind"]) for r in tasks]
+    diffs = b.get("/api/reconciliation/last.csv")
+    assert diffs.status_code == 200 and diffs.data.decode().splitlines() == [
+        "kind,assignment_id,worker_id,hit_id,local_status,marketplace_status,detail,remedies,uniqueids"]
+
+
+def test_every_page_links_a_json_twin_that_answers(sqlite_study: Any, browser_for) -> None:
+    import re
+
+    b = browser_for(sqlite_study.app)
+    uid = sqlite_study.submit(sqlite_study.hit(), 1)[0]
+    uniqueid = next(r["uniqueid"] for r in b.get("/api/assignments/").get_json()["rows"] if r["assignmentId"] == uid)
+    pages = ["/dashboard/", "/dashboard/participants", f"/dashboard/participants/{uniqueid}", "/dashboard/workers",
+             "/dashboard/hits", "/dashboard/activity", "/dashboard/campaigns", "/dashboard/tasks",
+             "/dashboard/reconciliation", "/dashboard/settings", "/dashboard/settings/accounts"]
+    for path in pages:
+        page = b.get(path)
+        assert page.status_code == 200, path
+        twins = re.findall(r'href="(/api/[^"]+)"', page.data.decode())
+        json_links = [t for t in twins if ".csv" not in t and "openapi" not in t]
+        assert json_links, f"{path} links no JSON twin"
+        for link in twins:
+            answer = b.get(link.replace("&amp;", "&"))
+            assert answer.status_code == 200, (path, link)

@@ -102,7 +102,8 @@ RECONCILIATION_PATHS: dict[str, Any] = {
 }
 
 ROLE_ENUM = {"type": "string", "enum": ["viewer", "payer", "admin"]}
-# Settings -> Accounts (admins only); kept apart so other branches' entries merge cleanly.
+# Settings -> Accounts (admins only), and the CSV twins of the Campaigns, Tasks and Reconcile
+# pages; kept apart so other branches' entries merge cleanly.
 ACCOUNT_PATHS: dict[str, Any] = {
     "/api/accounts/": {
         "get": _op('Lab accounts: {"accounts": [{"username", "role", "source": "config"|"database", '
@@ -126,6 +127,11 @@ ACCOUNT_PATHS: dict[str, Any] = {
                     status="201", body={"type": "object", "required": ["name"], "properties": {
                         "name": {"type": "string", "pattern": "^[A-Za-z0-9_.@-]{1,64}$"},
                         "role": {**ROLE_ENUM, "default": "viewer"}}})},
+    "/api/campaigns.csv": {"get": _op("The Campaigns page's rows as CSV", "viewer", csv=True)},
+    "/api/tasks.csv": {"get": _op("The Tasks page's rows (running campaigns too) with their last run, as CSV",
+                                  "viewer", csv=True)},
+    "/api/reconciliation/last.csv": {"get": _op("Every difference of the last stored check (caller's mode) as CSV",
+                                                "viewer", csv=True)},
     "/api/tokens/{token_id}": {
         "delete": _op("Revoke a token by its id", "admin", errors=("400", "401", "403", "404"),
                       path=["token_id"])},

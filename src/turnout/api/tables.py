@@ -64,3 +64,55 @@ def assignments_csv() -> Any:
 @require_role("viewer")
 def hits_csv() -> Any:
     return csv_response(HIT_FIELDS, hit_rows(request.args.get("status") or "all"), "hits.csv")
+
+
+CAMPAIGN_FIELDS = ("id", "mode", "codeversion", "goal", "completed", "active", "created", "ended", "end_reason",
+                   "rounds", "spent", "per_round", "interval_minutes", "reward", "duration_hours", "budget",
+                   "next_round")
+TASK_FIELDS = ("id", "kind", "mode", "codeversion", "interval_minutes", "created", "next_run", "last_started",
+               "last_finished", "last_outcome", "last_error")
+DIFFERENCE_FIELDS = ("kind", "assignment_id", "worker_id", "hit_id", "local_status", "marketplace_status", "detail",
+                     "remedies", "uniqueids")
+
+
+@bp.get("/campaigns.csv")
+@require_role("viewer")
+def campaigns_csv() -> Any:
+    """The Campaigns page's rows (active and past, newest first) as CSV."""
+    from turnout.dashboard.market import state
+    from turnout.services import campaigns
+
+    return csv_response(CAMPAIGN_FIELDS, campaigns.list_campaigns(state().db), "campaigns.csv")
+
+
+@bp.get("/tasks.csv")
+@require_role("viewer")
+def tasks_csv() -> Any:
+    """The Tasks page's rows (running campaigns included) with their last run, as CSV."""
+    from turnout.dashboard.market import state
+    from turnout.services import tasks
+
+    rows = []
+    for row in tasks.list_tasks(state().db):
+        last = row.get("last_run") or {}
+        rows.append({**row, "last_started": last.get("started"), "last_finished": last.get("finished"),
+                     "last_outcome": last.get("outcome"), "last_error": last.get("error")})
+    return csv_response(TASK_FIELDS, rows, "tasks.csv")
+
+
+@bp.get("/reconciliation/last.csv")
+@require_role("viewer")
+def reconciliation_csv() -> Any:
+    """Every difference the last stored check of the caller's mode found (the page shows
+    them grouped by kind), as CSV; no marketplace call."""
+    from turnout.dashboard.auth import user_mode
+    from turnout.dashboard.market import actor, state
+    from turnout.services import reconcile_jobs
+    from turnout.services.recruitment import MarketContext
+
+    st = state()
+    records = MarketContext(db=st.db, settings=st.settings, clock=st.clock, mode=user_mode(), client=None,
+                            actor=actor())
+    last = reconcile_jobs.latest(records)["last"] or {}
+    differences = (last.get("report") or {}).get("differences") or []
+    return csv_response(DIFFERENCE_FIELDS, differences, "differences.csv")

@@ -237,7 +237,10 @@ def activity() -> Any:
     except InvalidInput as exc:
         aq, error = ActivityQuery(), exc.message
     page = list_events(state().db, aq)
-    return render_template("dashboard/activity.html", aq=aq, page=page, error=error,
+    from turnout.services.audit import OUTCOMES
+
+    choices = {"mode": [*MODES, "-"], "outcome": list(OUTCOMES)}
+    return render_template("dashboard/activity.html", aq=aq, page=page, error=error, choices=choices,
                            csv_url=url_for("api.activity_csv", **aq.args()),
                            json_url=url_for("api.activity", **aq.args())), 400 if error else 200
 
