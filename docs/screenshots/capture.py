@@ -44,11 +44,12 @@ def main(base: str, username: str, password: str) -> None:
         page.screenshot(path=str(HERE / "workers-preview.png"), full_page=True)
         page.click("#batch-confirm")
         page.wait_for_selector("#batch-summary", timeout=60000)
+        page.wait_for_timeout(1000)  # the progress bar's width transition
         page.screenshot(path=str(HERE / "workers-report.png"), full_page=True)
         page.goto(f"{base}/dashboard/hits")
         page.screenshot(path=str(HERE / "hits.png"), full_page=True)
         page.goto(f"{base}/dashboard/activity")
-        page.screenshot(path=str(HERE / "activity.png"), full_page=True)
+        page.screenshot(path=str(HERE / "activity.png"))  # the first screenful: the log is long
         page.goto(f"{base}/dashboard/settings")
         page.select_option("#mode-select", "live")
         page.click("text=Switch")
