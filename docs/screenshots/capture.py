@@ -49,7 +49,7 @@ def main(base: str, username: str, password: str) -> None:
         page.goto(f"{base}/dashboard/hits")
         page.screenshot(path=str(HERE / "hits.png"), full_page=True)
         page.goto(f"{base}/dashboard/activity")
-        page.screenshot(path=str(HERE / "activity.png"))  # the first screenful: the log is long
+        page.screenshot(path=str(HERE / "activity.png"), full_page=True)
         page.goto(f"{base}/dashboard/settings")
         page.select_option("#mode-select", "live")
         page.click("text=Switch")
