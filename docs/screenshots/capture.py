@@ -3,6 +3,11 @@
     TURNOUT_ENABLE_DASHBOARD=true turnout serve --port 22999 &   # a project with some data
     python docs/screenshots/capture.py http://127.0.0.1:22999 USER PASSWORD
 
+It approves all (Workers), switches to live and back (Settings) and adds the account
+``postdoc-lee`` (Settings -> Accounts; a second run shows "already exists" instead).
+Campaigns and Tasks: capture_scheduling.py; Reconcile: tests/dashboard/test_reconciliation_page.py
+with SCREENSHOTS_TO=docs/screenshots.
+
 Uses Debian's Chromium through Playwright, like the browser tests.
 """
 
@@ -39,6 +44,7 @@ def main(base: str, username: str, password: str) -> None:
         page.screenshot(path=str(HERE / "workers-preview.png"), full_page=True)
         page.click("#batch-confirm")
         page.wait_for_selector("#batch-summary", timeout=60000)
+        page.wait_for_timeout(1000)  # the progress bar's width transition
         page.screenshot(path=str(HERE / "workers-report.png"), full_page=True)
         page.goto(f"{base}/dashboard/hits")
         page.screenshot(path=str(HERE / "hits.png"), full_page=True)
@@ -51,6 +57,13 @@ def main(base: str, username: str, password: str) -> None:
         page.screenshot(path=str(HERE / "settings-live.png"), full_page=True)
         page.select_option("#mode-select", "local")
         page.click("text=Switch")
+        # Settings -> Accounts: add an account with a generated password (shown once).
+        page.goto(f"{base}/dashboard/settings/accounts")
+        page.fill("#new-username", "postdoc-lee")
+        page.select_option("#new-role", "payer")
+        page.click("#account-add")
+        page.wait_for_selector("#secret-panel:not(.d-none), #account-error:not(.d-none)")
+        page.screenshot(path=str(HERE / "accounts.png"), full_page=True)
         browser.close()
 
 

@@ -106,3 +106,27 @@ def test_viewer_token_reads_the_table(sqlite_dash_app: Any, seed) -> None:
     response = sqlite_dash_app.test_client().get("/api/participants",
                                                  headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200 and response.get_json()["total"] == 2
+
+
+def test_one_participants_data_as_csv(sqlite_dash_app: Any, browser_for, seed) -> None:
+    import json
+
+    (uid,) = seed(sqlite_dash_app, 1)
+    data = {"data": [{"current_trial": 0, "dateTime": 1, "trialdata": {"rt": 512}},
+                     {"current_trial": 1, "dateTime": 2, "trialdata": {"rt": 480}}],
+            "questiondata": {"engagement": "7"}, "eventdata": [{"eventtype": "focus", "interval": 0,
+                                                               "value": "on", "timestamp": 3}]}
+    db = sqlite_dash_app.extensions["turnout"].db
+    with db.begin() as session:
+        session.get(db.models.Participant, uid).datastring = json.dumps(data)
+    b = browser_for(sqlite_dash_app)
+    trials = b.get(f"/api/participants/{uid}/trialdata.csv")
+    assert trials.status_code == 200 and trials.mimetype == "text/csv"
+    assert trials.data.decode().splitlines() == [f'{uid},0,1,"{{""rt"": 512}}"', f'{uid},1,2,"{{""rt"": 480}}"']
+    assert b.get(f"/api/participants/{uid}/questiondata.csv").data.decode().splitlines() == [f"{uid},engagement,7"]
+    assert b.get(f"/api/participants/{uid}/eventdata.csv").data.decode().splitlines() == [f"{uid},focus,0,on,3"]
+    assert b.get(f"/api/participants/{uid}").get_json()["uniqueid"] == uid  # the JSON twin still answers
+    assert b.get(f"/api/participants/{uid}/secrets.csv").status_code == 404
+    assert b.get("/api/participants/nobody:x/trialdata.csv").status_code == 404
+    page = b.get(f"/dashboard/participants/{uid}").data.decode()
+    assert f'href="/api/participants/{uid}/trialdata.csv"' in page and 'id="participant-json"' in page

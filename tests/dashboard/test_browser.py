@@ -121,3 +121,35 @@ def test_two_users_in_two_modes_a_viewer_refused_and_csrf(browser: Any, live_url
     finally:
         admin_ctx.close()
         viewer_ctx.close()
+
+
+def test_accounts_page_adds_with_a_generated_password_and_revokes_a_token(page: Any, live_url: str) -> None:
+    """Settings → Accounts in Chromium: the secret is shown once (the Flask tests sign in
+    with it), a token is created and revoked, a refused change shows its message."""
+    sign_in(page, live_url)
+    page.wait_for_url(f"{live_url}/dashboard/")
+    page.goto(f"{live_url}/dashboard/settings")
+    page.click("text=Accounts and API tokens")
+    page.fill("#new-username", "ra-browser")
+    page.select_option("#new-role", "payer")
+    page.click("#account-add")
+    page.wait_for_selector("#secret-panel:not(.d-none)")
+    password = page.locator("#secret-value").text_content()
+    assert password and len(password) >= 12
+    page.click("#secret-done")
+    page.wait_for_selector('tr[data-user="ra-browser"]')
+    assert password not in page.content()  # shown once
+    page.fill("#token-name", "nightly")
+    page.click("#token-create")
+    page.wait_for_selector("#secret-panel:not(.d-none)")
+    assert (page.locator("#secret-value").text_content() or "").startswith("tnt_")
+    page.click("#secret-done")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click('[data-revoke-token]')
+    page.wait_for_selector('tr[data-token] .badge:text("revoked")')
+    assert page.errors == []
+    page.fill("#new-username", "ra-browser")  # the name is taken: the API's 409 message shows
+    page.click("#account-add")
+    page.wait_for_selector("#account-error:not(.d-none)")
+    assert "already exists" in (page.locator("#account-error").text_content() or "")
+    assert [e for e in page.errors if "409" not in e] == []  # the browser logs the refused call itself

@@ -43,3 +43,27 @@ def test_overview_shows_the_marketplaces_accepted_count(sqlite_study: Any, brows
     side.accept(side.register().worker_id, hit_id)  # accepted, never loaded the experiment
     page = browser_for(sqlite_study.app).get("/dashboard/").data.decode()
     assert 'data-accepted="3"' in page
+
+
+def test_completions_hour_by_hour_while_the_study_is_young(dash_app: Any, browser_for, seed) -> None:
+    from datetime import UTC, datetime
+
+    ids = seed(dash_app, 4, status=4)
+    db = dash_app.extensions["turnout"].db
+    P = db.models.Participant
+    ends = [datetime(2026, 3, 1, 9, 5, tzinfo=UTC), datetime(2026, 3, 1, 9, 55, tzinfo=UTC),
+            datetime(2026, 3, 1, 11, 30, tzinfo=UTC), datetime(2026, 3, 2, 0, 10, tzinfo=UTC)]
+    with db.begin() as session:
+        for uid, end in zip(ids, ends, strict=True):
+            session.get(P, uid).endhit = end
+    b = browser_for(dash_app)
+    body = b.get("/api/overview").get_json()
+    assert body["completions_hourly"] == [{"hour": "2026-03-01T09:00:00", "count": 2},
+                                          {"hour": "2026-03-01T11:00:00", "count": 1},
+                                          {"hour": "2026-03-02T00:00:00", "count": 1}]
+    assert body["completions"] == [{"day": "2026-03-01", "count": 3}, {"day": "2026-03-02", "count": 1}]
+    assert "Completions per hour" in b.get("/dashboard/").data.decode()
+    with db.begin() as session:  # a study older than three days plots per day
+        session.get(P, ids[0]).endhit = datetime(2026, 2, 20, tzinfo=UTC)
+    body = b.get("/api/overview").get_json()
+    assert body["completions_hourly"] is None and len(body["completions"]) == 3

@@ -15,9 +15,10 @@ from sqlalchemy import (
     update,
 )
 
+from turnout.datastring import may_overflow as _may_overflow
+from turnout.datastring import parse_sync_body
 from turnout.db.engine import DriverStatement
 from turnout.errors import InvalidInput
-from turnout.services.participants import _may_overflow, parse_sync_body
 
 
 @pytest.mark.parametrize("body", [b'{"a":1e999}', b'{"a":[-1E+400]}', b'{"a":' + b"9" * 320 + b".5}",

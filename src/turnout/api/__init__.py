@@ -7,7 +7,17 @@ the ``X-CSRFToken`` header. Errors are ``{"error": {"code", "message"}}`` with t
 
 from __future__ import annotations
 
-from turnout.api import actions, openapi, participants, reconciliation, scheduling, single, views  # noqa: F401
+from turnout.api import (  # noqa: F401
+    accounts,
+    actions,
+    openapi,
+    participants,
+    reconciliation,
+    scheduling,
+    single,
+    tables,
+    views,
+)
 from turnout.api.blueprint import bp
 
 # The view modules above add their routes to ``bp`` when imported; this is the one place

@@ -17,10 +17,12 @@ _JSON = {"application/json": {"schema": {"type": "object"}}}
 
 
 def _op(summary: str, role: str, *, params: list[str] = (), body: dict[str, Any] | None = None,
-        status: str = "200", errors: tuple[str, ...] = ("400", "401", "403"), csv: bool = False) -> dict[str, Any]:
+        status: str = "200", errors: tuple[str, ...] = ("400", "401", "403"), csv: bool = False,
+        path: list[str] = ()) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary, "description": f"Needs the {role} role (or higher).",
-        "parameters": [{"name": p, "in": "query", "schema": {"type": "string"}} for p in params],
+        "parameters": [*(_path_param(p) for p in path),
+                       *({"name": p, "in": "query", "schema": {"type": "string"}} for p in params)],
         "responses": {status: {"description": "success",
                                "content": {"text/csv": {"schema": {"type": "string"}}} if csv else _JSON},
                       **{e: _ERROR for e in errors}},
@@ -99,6 +101,42 @@ RECONCILIATION_PATHS: dict[str, Any] = {
         body=FIX_BODY, errors=("400", "401", "403", "404", "409"))},
 }
 
+ROLE_ENUM = {"type": "string", "enum": ["viewer", "payer", "admin"]}
+# Settings -> Accounts (admins only), and the CSV twins of the Campaigns, Tasks and Reconcile
+# pages; kept apart so other branches' entries merge cleanly.
+ACCOUNT_PATHS: dict[str, Any] = {
+    "/api/accounts/": {
+        "get": _op('Lab accounts: {"accounts": [{"username", "role", "source": "config"|"database", '
+                   '"created_at"}]}', "admin"),
+        "post": _op('Add an account (201 {"username", "role", "source"}); without "password" one is generated '
+                    'and returned once as "password". 409 if the name exists', "admin", status="201",
+                    body={"type": "object", "required": ["username", "role"], "properties": {
+                        "username": {"type": "string", "pattern": "^[A-Za-z0-9_.@-]{1,64}$"}, "role": ROLE_ENUM,
+                        "password": {"type": "string", "minLength": 8}}},
+                    errors=("400", "401", "403", "409"))},
+    "/api/accounts/{username}": {
+        "patch": _op("Change an account's role; 409 for the config login, your own account or the last admin",
+                     "admin", body={"type": "object", "required": ["role"], "properties": {"role": ROLE_ENUM}},
+                     errors=("400", "401", "403", "404", "409"), path=["username"]),
+        "delete": _op("Remove an account (its sessions end); 409 for the config login, your own account or the "
+                      "last admin", "admin", errors=("401", "403", "404", "409"), path=["username"])},
+    "/api/tokens/": {
+        "get": _op('API tokens: {"tokens": [{"id", "name", "role", "prefix", "created_at", "last_used_at", '
+                   '"revoked"}]}', "admin"),
+        "post": _op('Create a token: 201 with "token", shown this once (stored only as a hash)', "admin",
+                    status="201", body={"type": "object", "required": ["name"], "properties": {
+                        "name": {"type": "string", "pattern": "^[A-Za-z0-9_.@-]{1,64}$"},
+                        "role": {**ROLE_ENUM, "default": "viewer"}}})},
+    "/api/campaigns.csv": {"get": _op("The Campaigns page's rows as CSV", "viewer", csv=True)},
+    "/api/tasks.csv": {"get": _op("The Tasks page's rows (running campaigns too) with their last run, as CSV",
+                                  "viewer", csv=True)},
+    "/api/reconciliation/last.csv": {"get": _op("Every difference of the last stored check (caller's mode) as CSV",
+                                                "viewer", csv=True)},
+    "/api/tokens/{token_id}": {
+        "delete": _op("Revoke a token by its id", "admin", errors=("400", "401", "403", "404"),
+                      path=["token_id"])},
+}
+
 
 def document() -> dict[str, Any]:
     paths: dict[str, Any] = {
@@ -122,6 +160,10 @@ def document() -> dict[str, Any]:
         "/api/participants/{uniqueid}": {"get": {**_op("One participant with data, status history, ledger",
                                                        "viewer", errors=("401", "403", "404")),
                                                  "parameters": [_path_param("uniqueid")]}},
+        "/api/participants/{uniqueid}/{kind}.csv": {"get": {**_op(
+            "One participant's trialdata, eventdata or questiondata as CSV (turnout export's layout, no header)",
+            "viewer", errors=("401", "403", "404"), csv=True),
+            "parameters": [_path_param("uniqueid"), _path_param("kind")]}},
         "/api/assignments/": {"get": _op("This study's assignments from the marketplace, joined with local rows",
                                          "viewer", params=["status", "hit_id", "page", "per_page"])},
         "/api/assignments/action/{action}": {"post": {**_op(
@@ -131,6 +173,10 @@ def document() -> dict[str, Any]:
             "approve, reject (feedback), unreject or bonus (amount, reason) one assignment", "payer",
             body={"type": "object"}), "parameters": [_path_param("assignment_id"), _path_param("operation")]}},
         "/api/hits/": {"get": _op("This study's HITs", "viewer", params=["status"])},
+        "/api/hits.csv": {"get": _op("The HITs page's rows as CSV (status: all, active, reviewable), streamed",
+                                     "viewer", params=["status"], csv=True)},
+        "/api/assignments.csv": {"get": _op("The Workers page's assignments (every row) as CSV, streamed", "viewer",
+                                            params=["status", "hit_id"], csv=True)},
         "/api/hits/action/{action}": {"post": {**_op(
             "expire_all, approve_all or delete_all: preview, or start a background batch", "payer",
             body=BATCH_BODY, status="202"), "parameters": [_path_param("action")]}},
@@ -148,6 +194,7 @@ def document() -> dict[str, Any]:
     }
     paths.update(SCHEDULING_PATHS)
     paths.update(RECONCILIATION_PATHS)
+    paths.update(ACCOUNT_PATHS)
     return {
         "openapi": "3.1.0",
         "info": {"title": "turnout dashboard API", "version": "1",

@@ -32,6 +32,19 @@ def participants_csv() -> Any:
                     headers={"Content-Disposition": 'attachment; filename="participants.csv"'})
 
 
+@bp.get("/participants/<path:uniqueid>/<kind>.csv")
+@require_role("viewer")
+def participant_data_csv(uniqueid: str, kind: str) -> Any:
+    """One participant's trialdata, eventdata or questiondata in ``turnout export``'s CSV
+    layout (psiTurk's: no header row)."""
+    from turnout.services import export
+
+    rows = export.participant_rows(state().db, uniqueid, kind)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in uniqueid)
+    return Response(export.rows_to_csv(rows), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{kind}-{safe}.csv"'})
+
+
 @bp.get("/participants/<path:uniqueid>")
 @require_role("viewer")
 def participant(uniqueid: str) -> Any:

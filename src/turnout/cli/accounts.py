@@ -86,10 +86,11 @@ def user_list(click_ctx: click.Context) -> None:
 @click.pass_context
 def user_remove(click_ctx: click.Context, name: str) -> None:
     """Remove account NAME; its sessions end at their next request."""
+    from turnout.clock import SystemClock
     from turnout.services import accounts
 
     with _accounts_db(click_ctx) as (_settings_, database):
-        accounts.remove_user(database, name)
+        accounts.remove_user(database, name, clock=SystemClock())  # audited
     click.echo(f"removed user {name}")
 
 

@@ -65,7 +65,7 @@ def init_app(app: Flask) -> None:
 
     # The page modules add their routes to the blueprint when imported: this is the one
     # place they are loaded, so a page module never imports this package.
-    from turnout.dashboard import auth, reconcile_views, scheduling, views  # noqa: F401
+    from turnout.dashboard import accounts_views, auth, reconcile_views, scheduling, views  # noqa: F401
     from turnout.dashboard.blueprint import bp as dashboard_bp
     from turnout.services import context
 

@@ -158,43 +158,45 @@ BATCH_BUTTONS = (
 @require_role("viewer")
 def workers() -> Any:
     from turnout.dashboard.market import market
+    from turnout.dashboard.tables import assignment_rows
     from turnout.errors import TurnoutError
-    from turnout.services import batches, hits
+    from turnout.services import batches
 
     rows: list[dict[str, Any]] = []
     recent: list[dict[str, Any]] = []
     error = None
+    status = request.args.get("status") or ""
     try:
         ctx = market()
         recent = batches.recent(ctx, limit=10)
-        rows = hits.list_assignments(ctx)
+        rows = assignment_rows(status or None, ctx=ctx)
     except TurnoutError as exc:
         error = exc.message
-    status = request.args.get("status") or ""
-    if status:
-        rows = [r for r in rows if r["status"] == status]
     running = next((b for b in recent if b["state"] == "running"), None)
+    twins = {"csv_url": url_for("api.assignments_csv", status=status or None),
+             "json_url": url_for("api.assignment_list", status=status or None)}
     return render_template("dashboard/workers.html", rows=rows[:500], total=len(rows), error=error,
-                           recent=recent, running=running, buttons=BATCH_BUTTONS, status=status)
+                           recent=recent, running=running, buttons=BATCH_BUTTONS, status=status, **twins)
 
 
 @bp.get("/hits")
 @require_role("viewer")
 def hits_page() -> Any:
-    from turnout.dashboard.market import market
+    from turnout.dashboard.tables import HIT_SHOWS, hit_rows
     from turnout.errors import TurnoutError
-    from turnout.services import hits
 
     show = request.args.get("show", "all")
-    if show not in ("all", "active", "reviewable"):
+    if show not in HIT_SHOWS:
         show = "all"
     rows: list[dict[str, Any]] = []
     error = None
     try:
-        rows = hits.list_hits(market(), active=show == "active", reviewable=show == "reviewable")
+        rows = hit_rows(show)
     except TurnoutError as exc:
         error = exc.message
-    return render_template("dashboard/hits.html", rows=rows, show=show, error=error)
+    return render_template("dashboard/hits.html", rows=rows, show=show, error=error,
+                           csv_url=url_for("api.hits_csv", status=show),
+                           json_url=url_for("api.hit_list", status=show))
 
 
 @bp.get("/activity")
@@ -209,5 +211,9 @@ def activity() -> Any:
     except InvalidInput as exc:
         aq, error = ActivityQuery(), exc.message
     page = list_events(state().db, aq)
-    return render_template("dashboard/activity.html", aq=aq, page=page, error=error,
-                           csv_url=url_for("api.activity_csv", **aq.args())), 400 if error else 200
+    from turnout.services.audit import OUTCOMES
+
+    choices = {"mode": [*MODES, "-"], "outcome": list(OUTCOMES)}
+    return render_template("dashboard/activity.html", aq=aq, page=page, error=error, choices=choices,
+                           csv_url=url_for("api.activity_csv", **aq.args()),
+                           json_url=url_for("api.activity", **aq.args())), 400 if error else 200

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -168,8 +169,22 @@ def load_principal(db: Database, settings: Settings, data: dict[str, Any]) -> Pr
 
 # --- accounts ------------------------------------------------------------------------------
 
+def _audit(session: Any, db: Database, clock: Clock, actor: str, action: str, target: str, **detail: Any) -> None:
+    """An Activity-log row for an account or token change, in the change's own transaction.
+    Accounts belong to no marketplace, so mode and marketplace are "-"."""
+    session.add(db.models.AuditEvent(
+        study=db.tables.participants, at=clock.now(), actor=actor[:128], action=action, mode="-",
+        marketplace="-", target=target[:128], outcome="ok", ledger_id=None,
+        detail=json.dumps(detail, sort_keys=True) if detail else None))
+
+
+def generate_password() -> str:
+    """A password for a new account, to be shown once (16 URL-safe characters)."""
+    return secrets.token_urlsafe(12)
+
+
 def add_user(db: Database, settings: Settings, username: str, password: str, role: str, *,
-             clock: Clock) -> dict[str, Any]:
+             clock: Clock, actor: str = "cli") -> dict[str, Any]:
     check_name(username)
     check_role(role)
     if username == settings.login_username:
@@ -179,9 +194,46 @@ def add_user(db: Database, settings: Settings, username: str, password: str, rol
         with db.begin(immediate=True) as session:
             session.add(User(study=db.tables.participants, username=username, password_hash=hashed,
                              role=role, created_at=clock.now()))
+            session.flush()
+            _audit(session, db, clock, actor, "account.add", username, role=role)
     except IntegrityError:
         raise Conflict(f"user {username!r} already exists") from None
-    return {"username": username, "role": role}
+    return {"username": username, "role": role, "source": "database"}
+
+
+def _admins_left(session: Any, db: Database, settings: Settings, without: str) -> int:
+    """How many admins there would be without ``without`` (the config login counts as one)."""
+    in_db = session.scalar(select(func.count()).select_from(User).where(
+        User.study == db.tables.participants, User.role == "admin", User.username != without))
+    return int(in_db or 0) + (1 if settings.login_username and settings.login_username != without else 0)
+
+
+def _check_change(settings: Settings, username: str, actor_name: str | None, what: str) -> None:
+    if username == settings.login_username:
+        raise Conflict(f"{username!r} is the config login (login_username in config.txt): "
+                       f"it is always an admin and cannot be {what} here")
+    if actor_name is not None and username == actor_name:
+        raise Conflict(f"you cannot {'remove' if what == 'removed' else 'change the role of'} your own "
+                       "account; ask another admin")
+
+
+def set_role(db: Database, settings: Settings, username: str, role: str, *, clock: Clock,
+             actor: str = "cli", actor_name: str | None = None) -> dict[str, Any]:
+    """Change a database account's role; never the config login's, nor the last admin's."""
+    check_role(role)
+    _check_change(settings, username, actor_name, "changed")
+    with db.begin(immediate=True) as session:
+        user = session.scalar(select(User).where(User.study == db.tables.participants, User.username == username))
+        if user is None:
+            raise NotFound(f"no user {username!r}")
+        old = user.role
+        if old == role:
+            return {"username": username, "role": role, "source": "database", "changed": False}
+        if old == "admin" and _admins_left(session, db, settings, username) == 0:
+            raise Conflict(f"{username!r} is the last admin; make another admin first")
+        user.role = role
+        _audit(session, db, clock, actor, "account.role", username, role=role, was=old)
+    return {"username": username, "role": role, "source": "database", "changed": True}
 
 
 def list_users(db: Database, settings: Settings) -> list[dict[str, Any]]:
@@ -195,10 +247,21 @@ def list_users(db: Database, settings: Settings) -> list[dict[str, Any]]:
     return rows
 
 
-def remove_user(db: Database, username: str) -> None:
+def remove_user(db: Database, username: str, *, settings: Settings | None = None, clock: Clock | None = None,
+                actor: str = "cli", actor_name: str | None = None) -> None:
+    """Remove a database account (its sessions end with it). With ``settings``: never the
+    config login, the caller's own account or the last admin; with ``clock``: audited."""
+    if settings is not None:
+        _check_change(settings, username, actor_name, "removed")
     with db.begin(immediate=True) as session:
+        user = session.scalar(select(User).where(User.study == db.tables.participants, User.username == username))
+        if user is not None and settings is not None and user.role == "admin" \
+                and _admins_left(session, db, settings, username) == 0:
+            raise Conflict(f"{username!r} is the last admin; make another admin first")
         gone = session.execute(delete(User).where(User.study == db.tables.participants,
                                                   User.username == username)).rowcount
+        if gone and clock is not None:
+            _audit(session, db, clock, actor, "account.remove", username, role=user.role if user else None)
     if not gone:
         raise NotFound(f"no user {username!r} (the config login is changed in config.txt, not here)")
 
@@ -209,7 +272,8 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(db: Database, *, name: str, role: str, clock: Clock) -> tuple[dict[str, Any], str]:
+def create_token(db: Database, *, name: str, role: str, clock: Clock,
+                 actor: str = "cli") -> tuple[dict[str, Any], str]:
     """A new bearer token; returns its listing row and the token itself (shown once, never stored)."""
     check_name(name, "token name")
     check_role(role)
@@ -220,6 +284,7 @@ def create_token(db: Database, *, name: str, role: str, clock: Clock) -> tuple[d
         session.add(row)
         session.flush()
         listing = _token_row(row)
+        _audit(session, db, clock, actor, "token.create", f"token:{name}", id=row.id, role=role)
     return listing, token
 
 
@@ -236,15 +301,19 @@ def list_tokens(db: Database) -> list[dict[str, Any]]:
             select(ApiToken).where(ApiToken.study == db.tables.participants).order_by(ApiToken.id))]
 
 
-def revoke_token(db: Database, ident: str, *, clock: Clock) -> int:
-    """Revoke by id or by name; returns how many tokens were revoked."""
+def revoke_token(db: Database, ident: str, *, clock: Clock, actor: str = "cli", by_id: bool = False) -> int:
+    """Revoke by id or by name (``by_id``: by id only); returns how many tokens were revoked."""
     T = ApiToken
     match = T.name == ident
     if ident.isdigit():
-        match = or_(T.id == int(ident), T.name == ident)
+        match = T.id == int(ident) if by_id else or_(T.id == int(ident), T.name == ident)
+    elif by_id:
+        raise InvalidInput(f"token id {ident!r} must be a whole number")
     with db.begin(immediate=True) as session:
         changed = session.execute(update(T).where(T.study == db.tables.participants, match, T.revoked_at.is_(None))
                                   .values(revoked_at=clock.now())).rowcount
+        if changed:
+            _audit(session, db, clock, actor, "token.revoke", f"token:{ident}", count=int(changed))
     if not changed:
         raise NotFound(f"no active token {ident!r} (see `turnout token list`)")
     return int(changed)

@@ -92,6 +92,19 @@ COLUMNS = {"trialdata": ("uniqueid", "current_trial", "dateTime", "trialdata"),
            "questiondata": ("uniqueid", "question", "answer")}
 
 
+def participant_rows(db: Database, uniqueid: str, kind: str) -> list[tuple[Any, ...]]:
+    """One participant's ``kind`` rows (trialdata, eventdata, questiondata) in the export's
+    layout: the dashboard's per-participant downloads. Unreadable data gives no rows."""
+    if kind not in ROWS:
+        raise NotFound(f"no data kind {kind!r}; use one of {', '.join(KINDS)}")
+    P = db.models.Participant
+    with db.begin() as session:
+        found = session.execute(select(P.datastring).where(P.uniqueid == uniqueid)).first()
+    if found is None:
+        raise NotFound(f"no participant {uniqueid!r}")
+    return list(ROWS[kind](uniqueid, parse_object(found[0]) or {}))
+
+
 @dataclass
 class ExportResult:
     """What an export wrote, and what it left out and why."""

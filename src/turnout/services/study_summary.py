@@ -9,6 +9,7 @@ the marketplace, so the overview can refresh itself every few seconds cheaply.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -30,6 +31,23 @@ FUNNEL = (
     ("bonused", "Bonused", (7,)),
 )
 BONUS_FEE = Decimal("0.20")
+HOURLY_SPAN = timedelta(days=3)
+
+
+def _as_utc(value: Any) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite may hand back a string)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _hour(db: Database, column: Any) -> Any:
+    """``column`` truncated to its hour, as ISO text, on each database."""
+    if db.backend == "sqlite":
+        return func.strftime("%Y-%m-%dT%H:00:00", column)
+    if db.backend == "postgresql":
+        return func.to_char(func.date_trunc("hour", column), 'YYYY-MM-DD"T"HH24:00:00')
+    return func.date_format(column, "%Y-%m-%dT%H:00:00")
 
 
 def _fee_rate(max_assignments: int | None) -> Decimal:
@@ -65,6 +83,13 @@ def summary(db: Database, *, codeversion: str, mode: str) -> dict[str, Any]:
         per_day = session.execute(select(day, func.count()).where(scope, P.status.in_((3, 4, 5, 7)),
                                                                   P.endhit.is_not(None))
                                   .group_by(day).order_by(day)).all()
+        span = session.execute(select(func.min(P.endhit), func.max(P.endhit)).where(
+            scope, P.status.in_((3, 4, 5, 7)), P.endhit.is_not(None))).one()
+        per_hour = None
+        if span[0] is not None and _as_utc(span[1]) - _as_utc(span[0]) <= HOURLY_SPAN:
+            hour = _hour(db, P.endhit)
+            per_hour = session.execute(select(hour, func.count()).where(
+                scope, P.status.in_((3, 4, 5, 7)), P.endhit.is_not(None)).group_by(hour).order_by(hour)).all()
         paid = session.execute(select(L.kind, L.hit_id, L.amount).where(
             L.study == study, L.mode == mode, L.codeversion == codeversion, L.state == "succeeded",
             L.kind.in_(("approve", "unreject", "bonus")))).all()
@@ -108,6 +133,9 @@ def summary(db: Database, *, codeversion: str, mode: str) -> dict[str, Any]:
         "funnel": funnel,
         "conditions": sorted(conditions.values(), key=lambda r: (r["cond"] is None, r["cond"] or 0)),
         "completions": [{"day": str(d), "count": n} for d, n in per_day],
+        # Hour by hour (UTC, "2026-12-01T09:00:00") while the completions span at most
+        # three days, so a study's first afternoon plots as more than one point; else None.
+        "completions_hourly": None if per_hour is None else [{"hour": str(h), "count": n} for h, n in per_hour],
         "money": {"rewards": money_str(rewards), "bonuses": money_str(bonuses), "fees": money_str(spent_fees),
                   "spent": money_str(rewards + bonuses + spent_fees),
                   "committed": money_str(committed), "committed_fees": money_str(committed_fees),
