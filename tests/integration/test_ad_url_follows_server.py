@@ -18,19 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from turnout.cli import main
 from turnout.config import ConfigError, load_settings, write_serving_file
 
 TURNOUT = str(Path(sys.executable).with_name("turnout"))
-
-
-@pytest.fixture
-def new_project(tmp_path: Path) -> Path:
-    result = CliRunner().invoke(main, ["init", str(tmp_path / "study")])
-    assert result.exit_code == 0, result.output
-    return tmp_path / "study"
 
 
 def _settings(project: Path, **env: str) -> Any:

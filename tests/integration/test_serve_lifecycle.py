@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from servers import runner_processes
+from servers import runner_processes, turnout_cli
 
 TURNOUT = str(Path(sys.executable).with_name("turnout"))
 
@@ -178,14 +178,12 @@ def test_events_print_on_the_terminal_only_when_asked(monkeypatch: pytest.Monkey
 
 
 def test_init_for_make_demo_leaves_out_the_next_steps(tmp_path: Path) -> None:
-    from click.testing import CliRunner
 
-    from turnout.cli import main
 
-    plain = CliRunner().invoke(main, ["init", str(tmp_path / "a")])
-    demo = CliRunner().invoke(main, ["init", "--for-demo", str(tmp_path / "b")])
+    plain = turnout_cli(None, "init", str(tmp_path / "a"))
+    demo = turnout_cli(None, "init", "--for-demo", str(tmp_path / "b"))
     assert "turnout db upgrade" in plain.output and "turnout serve" in plain.output
     assert demo.exit_code == 0 and demo.output == f"Created {tmp_path / 'b'}, a copy of the Stroop study.\n"
-    assert "--for-demo" not in CliRunner().invoke(main, ["init", "--help"]).output
+    assert "--for-demo" not in turnout_cli(None, "init", "--help").output
     makefile = (Path(__file__).parents[2] / "Makefile").read_text()
     assert "turnout init --for-demo" in makefile and "TURNOUT_AD_URL_PORT" not in makefile

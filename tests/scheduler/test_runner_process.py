@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from servers import TURNOUT
-from simulation_stack import make_project
+from servers import TURNOUT, init_project
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +33,7 @@ def _wait(predicate: Any, what: str, timeout_s: float = 60.0) -> Any:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
-    folder = make_project(tmp_path / "study")
+    folder = init_project(tmp_path / "study")
     env = {**os.environ, "TURNOUT_DATABASE_URL": f"sqlite:///{folder / 'participants.db'}",
            "TURNOUT_LOGFILE": str(folder / "runner.log"), "TURNOUT_LOGLEVEL": "1",
            "TURNOUT_LAUNCH_IN_MODE": "local"}
