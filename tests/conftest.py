@@ -213,6 +213,17 @@ def shared_database_url(request: pytest.FixtureRequest, _shared_databases: dict[
         _empty_tables(url)
 
 
+@pytest.fixture
+def shared_sqlite_url(_shared_databases: dict[str, str]) -> Iterator[str]:
+    """The shared SQLite database alone, emptied of rows after the test (for a module that
+    overrides ``shared_database_url`` to run on SQLite only)."""
+    url = _shared_databases["sqlite"]
+    try:
+        yield url
+    finally:
+        _empty_tables(url)
+
+
 @pytest.fixture(scope="session")
 def _standard_apps() -> Iterator[dict[str, Any]]:
     apps: dict[str, Any] = {}
@@ -255,6 +266,8 @@ def app(_standard_apps: dict[str, Any], _shared_databases: dict[str, str],
         yield _standard_app(url, _standard_apps, tmp_path_factory, clock)
     finally:
         _empty_tables(url)
+
+
 
 
 @pytest.fixture
