@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -334,7 +332,7 @@ def _wait_for(predicate: Any, timeout_s: float, what: str) -> None:
 
 @pytest.mark.slow
 def test_turnout_serve_runs_one_arrivals_process_that_fills_the_database(tmp_path: Path):
-    from servers import TURNOUT, free_port, runner_processes
+    from servers import free_port, runner_processes, running_server
 
     project = init_project(tmp_path / "demo")
     config = project / "config.txt"
@@ -344,14 +342,12 @@ def test_turnout_serve_runs_one_arrivals_process_that_fills_the_database(tmp_pat
         else text + "\n[Marketplace]\n" + options
     config.write_text(text, encoding="utf-8")
     port = free_port()
-    env = {**os.environ, "TURNOUT_LOGFILE": "-", "TURNOUT_LAUNCH_IN_MODE": "local",
+    env = {"TURNOUT_LOGFILE": "-", "TURNOUT_LAUNCH_IN_MODE": "local",
            "TURNOUT_AD_URL_DOMAIN": "127.0.0.1", "TURNOUT_AD_URL_PORT": str(port), "TURNOUT_AD_URL_PROTOCOL": "http",
            "TURNOUT_DATABASE_URL": f"sqlite:///{project / 'participants.db'}"}
     log_path = project / "serve.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen([TURNOUT, "-C", str(project), "serve", "--host", "127.0.0.1", "--port", str(port),
-                                   "--workers", "3"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
+    with running_server(project, env=env, port=port, workers=3, log_path=log_path, stop_timeout_s=30) as served:
+        server = served.process
         db = Database(env["TURNOUT_DATABASE_URL"], TableNames())
 
         def submitted() -> int:
@@ -369,7 +365,4 @@ def test_turnout_serve_runs_one_arrivals_process_that_fills_the_database(tmp_pat
         text = log_path.read_text()
         assert "simulated arrivals are on" in text and "posted HIT" in text
         db.dispose()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     _wait_for(lambda: not runner_processes(project), 30, "the runner to stop with the server")
