@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,12 +21,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from servers import copy_project, init_project, turnout_cli
 from turnout.clock import ManualClock
 from turnout.config import Settings, load_settings
 from turnout.db.engine import Database
 from turnout.db.migrate import upgrade
 
-FIXTURES = Path(__file__).parent / "fixtures"
 PG_ADMIN = os.environ.get("TURNOUT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MARIADB_ADMIN = os.environ.get("TURNOUT_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/test")
 BACKENDS = ("sqlite", "postgresql", "mariadb")
@@ -101,15 +100,27 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'participants.db'}"
 
 
-def copy_project(dest: Path, source: Path = FIXTURES / "minimal_project") -> Path:
-    shutil.copytree(source, dest)
-    return dest
-
-
 @pytest.fixture
 def project_dir(tmp_path: Path) -> Path:
     """A fresh copy of the small psiTurk-format test project."""
     return copy_project(tmp_path / "project")
+
+
+@pytest.fixture
+def new_project(tmp_path: Path) -> Path:
+    """A new project as ``turnout init`` makes it (the Stroop example), in ``tmp_path/study``."""
+    return init_project(tmp_path / "study")
+
+
+@pytest.fixture
+def cli(project_dir: Path):
+    """``cli(*args, input=None, project=project_dir)``: the turnout CLI in-process, by
+    default on the test project (``project=None``: no ``-C``)."""
+
+    def run(*args: str, input: str | None = None, project: Path | None = project_dir) -> Any:
+        return turnout_cli(project, *args, input=input)
+
+    return run
 
 
 @pytest.fixture
@@ -213,6 +224,17 @@ def shared_database_url(request: pytest.FixtureRequest, _shared_databases: dict[
         _empty_tables(url)
 
 
+@pytest.fixture
+def shared_sqlite_url(_shared_databases: dict[str, str]) -> Iterator[str]:
+    """The shared SQLite database alone, emptied of rows after the test (for a module that
+    overrides ``shared_database_url`` to run on SQLite only)."""
+    url = _shared_databases["sqlite"]
+    try:
+        yield url
+    finally:
+        _empty_tables(url)
+
+
 @pytest.fixture(scope="session")
 def _standard_apps() -> Iterator[dict[str, Any]]:
     apps: dict[str, Any] = {}
@@ -255,6 +277,8 @@ def app(_standard_apps: dict[str, Any], _shared_databases: dict[str, str],
         yield _standard_app(url, _standard_apps, tmp_path_factory, clock)
     finally:
         _empty_tables(url)
+
+
 
 
 @pytest.fixture

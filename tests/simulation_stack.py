@@ -30,17 +30,6 @@ EXTERNAL_QUESTION = ('<ExternalQuestion xmlns="http://mechanicalturk.amazonaws.c
                      "<FrameHeight>600</FrameHeight></ExternalQuestion>")
 
 
-def make_project(dest: Path) -> Path:
-    """A new project made by ``turnout init``: the Stroop example, in local mode."""
-    from click.testing import CliRunner
-
-    from turnout.cli import main
-
-    result = CliRunner().invoke(main, ["init", str(dest)])
-    assert result.exit_code == 0, result.output
-    return dest
-
-
 class _Quiet(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from servers import quicken_stroop
-from simulation_stack import Study, make_project, running_study
+from servers import init_project, quicken_stroop
+from simulation_stack import Study, running_study
 
 pytestmark = pytest.mark.browser
 
@@ -25,7 +25,7 @@ KEY = {"red": "r", "green": "g", "blue": "b", "yellow": "y"}
 
 @pytest.fixture
 def study(tmp_path: Path) -> Any:
-    with running_study(quicken_stroop(make_project(tmp_path / "study"))) as running:
+    with running_study(quicken_stroop(init_project(tmp_path / "study"))) as running:
         running.post_hit(assignments=3, title="Colour-word rehearsal", reward="1.25")
         yield running
 

@@ -4,7 +4,6 @@ once per run (rows are deleted after each test), signed-in clients, and accounts
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +12,8 @@ from typing import Any
 
 import pytest
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
+from servers import copy_project
+
 ADMIN, ADMIN_PW = "boss", "correct horse"
 VIEWER_PW = "viewer-pw-1"
 PAYER_PW = "payer-pw-1"
@@ -30,8 +30,7 @@ def build_dashboard_app(url: str, factory: pytest.TempPathFactory, clock: Any) -
 
     built = _apps.get(url)
     if built is None:
-        project = factory.mktemp("dashboard") / "project"
-        shutil.copytree(FIXTURES / "minimal_project", project)
+        project = copy_project(factory.mktemp("dashboard") / "project")
         settings = load_settings(project, environ={
             "TURNOUT_DATABASE_URL": url, "PSITURK_GLOBAL_CONFIG_LOCATION": str(project / "no-global"),
             "TURNOUT_ENABLE_DASHBOARD": "true", "TURNOUT_LOGIN_USERNAME": ADMIN,

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from click.testing import CliRunner
-
-from turnout.cli import main
+from servers import turnout_cli
+from servers import turnout_cli as run
 from turnout.services.accounts import password_matches
-
-
-def run(project: Path, *args: str, input: str | None = None) -> Any:
-    return CliRunner().invoke(main, ["-C", str(project), *args], input=input)
 
 
 def test_user_and_token_commands(project_dir: Path, sqlite_url: str, monkeypatch) -> None:
@@ -53,7 +47,7 @@ def test_bad_role_is_a_usage_error(project_dir: Path) -> None:
 
 
 def test_hash_password_prints_a_hash_that_matches() -> None:
-    result = CliRunner().invoke(main, ["hash-password", "--password-stdin"], input="hunter2\n")
+    result = turnout_cli(None, "hash-password", "--password-stdin", input="hunter2\n")
     assert result.exit_code == 0
     hashed = result.output.strip().replace("%%", "%")
     assert hashed.startswith("scrypt:") and password_matches(hashed, "hunter2")
@@ -61,7 +55,7 @@ def test_hash_password_prints_a_hash_that_matches() -> None:
 
 
 def test_init_writes_a_secret_key_and_a_hashed_login(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["init", str(tmp_path / "study")])
+    result = turnout_cli(None, "init", str(tmp_path / "study"))
     assert result.exit_code == 0, result.output
     password = result.output.split("admin / ")[1].split()[0]
     config = (tmp_path / "study" / "config.txt").read_text()

@@ -115,10 +115,13 @@ class Recruiting:
 
 
 @pytest.fixture
-def recruiting(make_settings: Callable[..., Any], database_url: str, clock: ManualClock,
+def recruiting(make_settings: Callable[..., Any], shared_database_url: str, clock: ManualClock,
                market: ThreadedMarketplace) -> Iterator[Recruiting]:
-    """A migrated database on each backend, in local mode, against the offline marketplace."""
-    settings = make_settings(database_url)
+    """A migrated database on each backend, in local mode, against the offline marketplace.
+
+    The database is the run's shared one for the backend (migrated once, every row deleted
+    after each test): migrating a fresh schema per test cost more than most tests."""
+    settings = make_settings(shared_database_url)
     db = Database(settings.database_url, settings.tables)
     upgrade(db)
     ctx = MarketContext(db=db, settings=settings, clock=clock, mode="local", client=local_client(market),

@@ -11,26 +11,15 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from turnout.cli import main
+from servers import run_turnout, running_server
 from turnout.config import ConfigError, load_settings, write_serving_file
-
-TURNOUT = str(Path(sys.executable).with_name("turnout"))
-
-
-@pytest.fixture
-def new_project(tmp_path: Path) -> Path:
-    result = CliRunner().invoke(main, ["init", str(tmp_path / "study")])
-    assert result.exit_code == 0, result.output
-    return tmp_path / "study"
 
 
 def _settings(project: Path, **env: str) -> Any:
@@ -89,29 +78,12 @@ def test_sandbox_and_live_still_need_a_public_address(new_project: Path) -> None
 
 def test_hit_create_while_serving_on_another_port_points_at_it(new_project: Path, tmp_path: Path) -> None:
     """The whole path in real processes: serve --port P, then hit create from another process."""
-    from servers import free_port
-
-    port = free_port()
     env = {**os.environ, "TURNOUT_LOGFILE": "-", "PSITURK_GLOBAL_CONFIG_LOCATION": str(tmp_path / "g")}
-    assert subprocess.run([TURNOUT, "-C", str(new_project), "db", "upgrade"], env=env,
-                          capture_output=True).returncode == 0
-    output = tmp_path / "serve.txt"
-    with open(output, "wb") as out:
-        server = subprocess.Popen([TURNOUT, "-C", str(new_project), "serve", "--port", str(port), "--workers", "1"],
-                                  env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert server.poll() is None, output.read_text()
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                assert time.monotonic() < deadline, output.read_text()
-                time.sleep(0.2)
-        assert f"http://127.0.0.1:{port}/pub" in output.read_text()  # the banner says where ads point
-        created = subprocess.run([TURNOUT, "-C", str(new_project), "hit", "create", "1", "0.50", "1", "--yes",
-                                  "--json"], env=env, capture_output=True, text=True)
+    assert run_turnout(new_project, "db", "upgrade", env=env).returncode == 0
+    with running_server(new_project, env=env, host=None, log_path=tmp_path / "serve.txt") as base:
+        port = base.port
+        assert f"http://127.0.0.1:{port}/pub" in base.output()  # the banner says where ads point
+        created = run_turnout(new_project, "hit", "create", "1", "0.50", "1", "--yes", "--json", env=env)
         assert created.returncode == 0, created.stderr
         made = json.loads(created.stdout)
         hit_id = made["hit_id"]
@@ -119,7 +91,4 @@ def test_hit_create_while_serving_on_another_port_points_at_it(new_project: Path
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/pub?mode=local&hitId={hit_id}"
                                     "&assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE", timeout=10) as ad:
             assert ad.status == 200
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
     assert not (new_project / ".turnout" / "serving.json").exists()  # removed on the way out

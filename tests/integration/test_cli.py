@@ -6,35 +6,24 @@ served project answering HTTP), since that is how people meet them.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from turnout.cli import main
+from servers import free_port, run_turnout, running_server, turnout_cli
 
-TURNOUT = [str(Path(sys.executable).parent / "turnout")]  # the installed console script
 COMMANDS = [[], ["init"], ["serve"], ["debug"], ["export"], ["db"], ["db", "upgrade"]]
 
 
 @pytest.fixture
-def run(project_dir: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch):
-    """``run(*args)``: invoke turnout on the test project (database: a fresh SQLite file)."""
+def run(cli, sqlite_url: str, monkeypatch: pytest.MonkeyPatch):
+    """``run(*args, project=project_dir)``: the ``cli`` fixture with a fresh SQLite file as
+    the database."""
     monkeypatch.setenv("TURNOUT_DATABASE_URL", sqlite_url)
-
-    def invoke(*args: str, project: Path | None = project_dir) -> Any:
-        prefix = ["-C", str(project)] if project is not None else []
-        return CliRunner().invoke(main, [*prefix, *args])
-
-    return invoke
+    return cli
 
 
 def one_line_error(result: Any) -> str:
@@ -52,14 +41,14 @@ def one_line_error(result: Any) -> str:
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c) or "turnout" for c in COMMANDS])
 def test_every_command_has_help(command: list[str]) -> None:
-    result = CliRunner().invoke(main, [*command, "--help"])
+    result = turnout_cli(None, *command, "--help")
     assert result.exit_code == 0
     assert result.output.startswith("Usage: ")
     assert len(result.output.splitlines()) > 3
 
 
 def test_main_help_lists_the_experiment_commands() -> None:
-    output = CliRunner().invoke(main, ["--help"]).output
+    output = turnout_cli(None, "--help").output
     for name in ("init", "serve", "debug", "export", "db"):
         assert re.search(rf"^\s+{name}\s", output, flags=re.MULTILINE), name
 
@@ -86,8 +75,7 @@ def test_bad_argument_names_the_option_and_value(run) -> None:
 
 
 def test_usage_error_in_a_real_process_is_one_line_on_stderr(project_dir: Path) -> None:
-    done = subprocess.run([*TURNOUT, "-C", str(project_dir), "export", "--format", "xml"],
-                          capture_output=True, text=True, timeout=60)
+    done = run_turnout(project_dir, "export", "--format", "xml", timeout=60)
     assert done.returncode == 2
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
@@ -99,7 +87,7 @@ def test_usage_error_in_a_real_process_is_one_line_on_stderr(project_dir: Path) 
 
 def test_init_creates_a_complete_project(tmp_path: Path) -> None:
     target = tmp_path / "study"
-    result = CliRunner().invoke(main, ["init", str(target)])
+    result = turnout_cli(None, "init", str(target))
     assert result.exit_code == 0, result.output
     for name in ("config.txt", "custom.py", "templates/exp.html", "templates/ad.html", "templates/consent.html",
                  "templates/thanks-mturksubmit.html", "templates/closepopup.html", "templates/error.html",
@@ -111,7 +99,7 @@ def test_init_creates_a_complete_project(tmp_path: Path) -> None:
 def test_init_gives_each_project_its_own_secret_key(tmp_path: Path) -> None:
     keys = []
     for name in ("one", "two"):
-        assert CliRunner().invoke(main, ["init", str(tmp_path / name)]).exit_code == 0
+        assert turnout_cli(None, "init", str(tmp_path / name)).exit_code == 0
         text = (tmp_path / name / "config.txt").read_text()
         match = re.search(r"^secret_key\s*=\s*(\S+)\s*$", text, flags=re.MULTILINE)
         assert match, "config.txt has a filled-in secret_key"
@@ -124,9 +112,9 @@ def test_init_project_upgrades_and_serves_a_participant(tmp_path: Path, monkeypa
     from turnout.config import load_settings
 
     target = tmp_path / "study"
-    assert CliRunner().invoke(main, ["init", str(target)]).exit_code == 0
+    assert turnout_cli(None, "init", str(target)).exit_code == 0
     monkeypatch.setenv("PSITURK_GLOBAL_CONFIG_LOCATION", str(tmp_path))
-    upgraded = CliRunner().invoke(main, ["-C", str(target), "db", "upgrade"])
+    upgraded = turnout_cli(target, "db", "upgrade")
     assert upgraded.exit_code == 0, upgraded.output
     app = create_app(load_settings(target))
     try:
@@ -143,7 +131,7 @@ def test_init_project_upgrades_and_serves_a_participant(tmp_path: Path, monkeypa
 def test_init_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
     (tmp_path / "study").mkdir()
     (tmp_path / "study" / "notes.txt").write_text("mine")
-    line = one_line_error(CliRunner().invoke(main, ["init", str(tmp_path / "study")]))
+    line = one_line_error(turnout_cli(None, "init", str(tmp_path / "study")))
     assert "not empty" in line
     assert (tmp_path / "study" / "notes.txt").read_text() == "mine"
     assert not (tmp_path / "study" / "config.txt").exists()
@@ -151,14 +139,14 @@ def test_init_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
 
 def test_init_onto_an_existing_file_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     (tmp_path / "study").write_text("a file")
-    line = one_line_error(CliRunner().invoke(main, ["init", str(tmp_path / "study")]))
+    line = one_line_error(turnout_cli(None, "init", str(tmp_path / "study")))
     assert "study" in line
     assert (tmp_path / "study").read_text() == "a file"
 
 
 def test_init_into_an_empty_folder_is_allowed(tmp_path: Path) -> None:
     (tmp_path / "study").mkdir()
-    assert CliRunner().invoke(main, ["init", str(tmp_path / "study")]).exit_code == 0
+    assert turnout_cli(None, "init", str(tmp_path / "study")).exit_code == 0
     assert (tmp_path / "study" / "config.txt").is_file()
 
 
@@ -175,7 +163,7 @@ def test_db_upgrade_reports_then_is_a_no_op(run) -> None:
 
 
 def test_db_upgrade_with_unreachable_database_is_one_line(run, monkeypatch: pytest.MonkeyPatch) -> None:
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("TURNOUT_DATABASE_URL", f"postgresql://nobody:secret@127.0.0.1:{port}/none")
     line = one_line_error(run("db", "upgrade"))
     assert "cannot connect to the database" in line
@@ -226,47 +214,17 @@ def test_serve_with_missing_template_names_it(run, project_dir: Path) -> None:
 def test_serve_with_broken_custom_py_shows_its_error(run, project_dir: Path) -> None:
     (project_dir / "custom.py").write_text("from flask import Blueprint\ncustom_code = Blueprint('c', __name__)\n"
                                            "1 / 0\n")
-    line = one_line_error(run("serve", "--port", str(_free_port())))
+    line = one_line_error(run("serve", "--port", str(free_port())))
     assert "custom.py:3" in line and "ZeroDivisionError" in line
 
 
 def test_serve_answers_http_in_a_real_process(project_dir: Path, tmp_path: Path) -> None:
-    port = _free_port()
-    env = {**os.environ, "TURNOUT_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+    env = {"TURNOUT_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "TURNOUT_LOGFILE": None,
            "PSITURK_GLOBAL_CONFIG_LOCATION": str(tmp_path), "TURNOUT_LAUNCH_IN_MODE": "sandbox"}
-    process = subprocess.Popen([*TURNOUT, "-C", str(project_dir), "serve", "--port", str(port), "--workers", "1"],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        body = _wait_for(f"http://127.0.0.1:{port}/", process)
-        assert b"This experiment server is running" in body
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/exp?hitId=H&assignmentId=A&workerId=W"
-                                    f"&mode=sandbox", timeout=10) as response:
+    with running_server(project_dir, env=env, host=None) as base:
+        with urllib.request.urlopen(base + "/", timeout=10) as response:
+            assert b"This experiment server is running" in response.read()
+        with urllib.request.urlopen(f"{base}/exp?hitId=H&assignmentId=A&workerId=W&mode=sandbox",
+                                    timeout=10) as response:
             assert b"exp for W:A" in response.read()
-    finally:
-        process.terminate()
-        try:
-            output, _ = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-    assert f":{port}" in output
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(url: str, process: subprocess.Popen[str], attempts: int = 600) -> bytes:
-    """Poll until the server answers; an early exit fails with the server's output."""
-    for _ in range(attempts):
-        if process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
-            pytest.fail(f"turnout serve exited with {process.returncode}:\n{output}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return response.read()
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail(f"turnout serve did not answer {url}")
+    assert f":{base.port}" in base.output()

@@ -5,19 +5,13 @@ items 2 and 6): the export lines a boto3 script needs, and one line, not a trace
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
-from click.testing import CliRunner
 
-from turnout.cli import main
+from servers import turnout_cli as run
 from turnout.config import load_settings
 from turnout.marketplace.local import MarketplaceState, ThreadedMarketplace
-
-
-def run(project: Path, *args: str) -> Any:
-    return CliRunner().invoke(main, ["-C", str(project), *args])
 
 
 def set_store(project: Path, value: str) -> None:

@@ -8,15 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from turnout.cli import main
+from servers import turnout_cli as run
 from turnout.config import load_settings
 from turnout.marketplace.local import MarketplaceState
-
-
-def run(project: Path, *args: str, input: str | None = None) -> Any:
-    return CliRunner().invoke(main, ["-C", str(project), *args], input=input)
 
 
 def ok_json(project: Path, *args: str) -> Any:

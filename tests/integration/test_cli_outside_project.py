@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 import pytest
-from click.testing import CliRunner
 
+from servers import turnout_cli
 from turnout.cli import main, needs_project
 
 
@@ -68,7 +68,7 @@ def test_a_command_outside_a_project_says_so_and_creates_nothing(
     folder.mkdir()
     monkeypatch.chdir(folder if how == "cwd" else tmp_path)
     prefix = ["-C", str(folder)] if how == "-C" else []
-    result = CliRunner().invoke(main, [*prefix, *path, *_sample_args(command)], input="")
+    result = turnout_cli(None, *prefix, *path, *_sample_args(command), input="")
     assert result.exit_code == 1, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1, result.output
@@ -85,7 +85,7 @@ def test_a_command_outside_a_project_says_so_and_creates_nothing(
 def test_help_and_version_work_outside_a_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  args: list[str]) -> None:
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, args)
+    result = turnout_cli(None, *args)
     assert result.exit_code == 0, result.output
     assert "not a turnout" not in result.output
     assert list(tmp_path.iterdir()) == []
@@ -93,14 +93,14 @@ def test_help_and_version_work_outside_a_project(tmp_path: Path, monkeypatch: py
 
 def test_init_works_outside_a_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, ["init", "study"])
+    result = turnout_cli(None, "init", "study")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "study" / "config.txt").is_file()
 
 
 def test_config_txt_that_is_a_folder_is_named(tmp_path: Path) -> None:
     (tmp_path / "config.txt").mkdir()
-    result = CliRunner().invoke(main, ["-C", str(tmp_path), "serve"])
+    result = turnout_cli(tmp_path, "serve")
     assert result.exit_code == 1
     assert result.output.strip() == (f"turnout: {tmp_path / 'config.txt'} is a folder, not a file; "
                                       "a project's settings live in the file config.txt")
@@ -111,7 +111,7 @@ def test_config_txt_that_is_a_folder_is_named(tmp_path: Path) -> None:
 def test_unreadable_config_txt_is_named(tmp_path: Path) -> None:
     (tmp_path / "config.txt").write_text("[Server Parameters]\n")
     (tmp_path / "config.txt").chmod(0)
-    result: Any = CliRunner().invoke(main, ["-C", str(tmp_path), "debug"])
+    result: Any = turnout_cli(tmp_path, "debug")
     assert result.exit_code == 1
     assert "cannot read it" in result.output
 
@@ -126,5 +126,5 @@ def test_a_no_project_command_is_not_checked(tmp_path: Path, monkeypatch: pytest
 
     monkeypatch.setitem(main.commands, "say-hello", no_project(say_hello))
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, ["say-hello"])
+    result = turnout_cli(None, "say-hello")
     assert result.exit_code == 0 and result.output == "hello\n"

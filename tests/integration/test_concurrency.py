@@ -9,14 +9,10 @@ depends on wall-clock speed; timeouts are generous and only counts and contents 
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
-import socket
-import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +24,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from servers import running_server
 from turnout.config import TableNames
 from turnout.db.engine import Database
 
@@ -39,12 +36,6 @@ NUM_CONDS = 4
 START_TIMEOUT_S = 90
 REQUEST_TIMEOUT_S = 120
 TOKEN = re.compile(r'name="turnout-participant-token" content="([^"]+)"')
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _set_option(config: Path, key: str, value: str) -> None:
@@ -74,42 +65,15 @@ def live_server(database_url: str, project_dir: Path, tmp_path: Path) -> Iterato
     config = project / "config.txt"
     _set_option(config, "num_conds", str(NUM_CONDS))
     _set_option(config, "num_counters", "1")
-    port = _free_port()
-    log = tmp_path / "server.out"
     # sandbox: the experiment server alone, without local mode's offline marketplace mounted.
-    env = dict(os.environ, TURNOUT_DATABASE_URL=database_url, TURNOUT_LAUNCH_IN_MODE="sandbox",
-               PYTHONUNBUFFERED="1")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(VENV_BIN / "turnout"), "-C", str(project), "serve", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", str(WORKERS)],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=project,
-        )
-    url = f"http://127.0.0.1:{port}"
+    env = {"TURNOUT_DATABASE_URL": database_url, "TURNOUT_LAUNCH_IN_MODE": "sandbox", "PYTHONUNBUFFERED": "1",
+           "TURNOUT_LOGFILE": None}
     db = Database(database_url, TableNames())
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"turnout serve exited with {proc.returncode} before answering:\n"
-                            + log.read_text(errors="replace"))
-            try:
-                if requests.get(url + "/", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:  # not listening yet, or too busy starting up
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"turnout serve did not answer within {START_TIMEOUT_S}s:\n"
-                            + log.read_text(errors="replace"))
-            time.sleep(0.2)
-        yield LiveServer(url=url, db=db, log=log)
+        with running_server(project, env=env, workers=WORKERS, log_path=tmp_path / "server.out",
+                            timeout_s=START_TIMEOUT_S, stop_timeout_s=30) as url:
+            yield LiveServer(url=url, db=db, log=url.log_path)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
         db.dispose()
 
 

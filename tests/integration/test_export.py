@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from turnout.cli import main
+from servers import turnout_cli
 from turnout.services.export import export, iter_datastrings
 
 EVENTS = [{"eventtype": "initialized", "value": None, "timestamp": 1000, "interval": 0},
@@ -145,8 +144,8 @@ def test_cli_export_writes_files_into_out_and_reports_counts(study, project_dir:
     url = study.extensions["turnout"].db.engine.url.render_as_string(hide_password=False)
     monkeypatch.setenv("TURNOUT_DATABASE_URL", url)
     out = tmp_path / "data"
-    result = CliRunner().invoke(main, ["-C", str(project_dir), "export", "--out", str(out),
-                                       "--codeversion", "1.0", "--mode", "sandbox"])
+    result = turnout_cli(project_dir, "export", "--out", str(out),
+                                       "--codeversion", "1.0", "--mode", "sandbox")
     assert result.exit_code == 0, result.output
     assert f"{out / 'trialdata.csv'}: 3 rows" in result.output
     assert f"{out / 'questiondata.csv'}: 3 rows" in result.output
@@ -156,7 +155,7 @@ def test_cli_export_writes_files_into_out_and_reports_counts(study, project_dir:
 def test_cli_export_of_a_database_without_participants_table_is_one_line(project_dir: Path, tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TURNOUT_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
-    result = CliRunner().invoke(main, ["-C", str(project_dir), "export", "--out", str(tmp_path / "out")])
+    result = turnout_cli(project_dir, "export", "--out", str(tmp_path / "out"))
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "turnout db upgrade" in lines[0]
@@ -169,7 +168,7 @@ def test_cli_export_to_an_unwritable_folder_is_one_line(project_dir: Path, tmp_p
     monkeypatch.setenv("TURNOUT_DATABASE_URL", sqlite_url)
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    result = CliRunner().invoke(main, ["-C", str(project_dir), "export", "--out", str(blocker / "sub")])
+    result = turnout_cli(project_dir, "export", "--out", str(blocker / "sub"))
     assert result.exit_code == 1
     assert len(result.output.strip().splitlines()) == 1
     assert "cannot write" in result.output
@@ -224,7 +223,7 @@ def test_export_survives_what_a_psiturk_database_holds(hostile, tmp_path: Path, 
 def test_cli_export_of_hostile_rows_names_the_unreadable_ones_without_a_traceback(
         hostile, project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TURNOUT_DATABASE_URL", hostile.engine.url.render_as_string(hide_password=False))
-    result = CliRunner().invoke(main, ["-C", str(project_dir), "export", "--out", str(tmp_path / "out")])
+    result = turnout_cli(project_dir, "export", "--out", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     assert result.exception is None
     assert "left out 2 participants whose stored data is not readable" in result.output
@@ -288,11 +287,11 @@ def test_cli_export_says_how_many_debug_runs_it_left_out(with_debug, project_dir
     url = with_debug.extensions["turnout"].db.engine.url.render_as_string(hide_password=False)
     monkeypatch.setenv("TURNOUT_DATABASE_URL", url)
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["-C", str(project_dir), "export", "--out", str(out)])
+    result = turnout_cli(project_dir, "export", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "left out 2 debug participants with data (pass --include-debug to export them)" in result.output
     assert "debugW:debugA" not in (out / "trialdata.csv").read_text(encoding="utf-8")
-    again = CliRunner().invoke(main, ["-C", str(project_dir), "export", "--out", str(out), "--include-debug"])
+    again = turnout_cli(project_dir, "export", "--out", str(out), "--include-debug")
     assert again.exit_code == 0, again.output
     assert "debug participants" not in again.output
     assert "debugW:debugA" in (out / "trialdata.csv").read_text(encoding="utf-8")
@@ -326,6 +325,6 @@ def test_rows_excluded_by_reconciliation_are_left_out_unless_asked(study, projec
     assert "WB:AB" in {row[0] for row in read_csv(both.files["questiondata"])}
     assert both.excluded_left_out == 0
     monkeypatch.setenv("TURNOUT_DATABASE_URL", db.engine.url.render_as_string(hide_password=False))
-    shown = CliRunner().invoke(main, ["-C", str(project_dir), "export", "--out", str(tmp_path / "c")])
+    shown = turnout_cli(project_dir, "export", "--out", str(tmp_path / "c"))
     assert shown.exit_code == 0, shown.output
     assert "left out 1 participants excluded by reconciliation (pass --include-excluded" in shown.output

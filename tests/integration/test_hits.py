@@ -12,9 +12,9 @@ from .conftest import Recruiting
 
 
 @pytest.fixture(params=["sqlite"])
-def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+def shared_database_url(request: pytest.FixtureRequest, shared_sqlite_url: str) -> str:
     """HIT rules do not depend on the database; the ledger tests cover every backend."""
-    return sqlite_url
+    return shared_sqlite_url
 
 
 def test_create_sends_psiturks_request_with_annotation_and_records_it(recruiting: Recruiting) -> None:
@@ -91,7 +91,7 @@ def test_extend_refuses_under_ten_to_ten_or_more_before_calling(recruiting: Recr
 
 
 def test_block_repeat_workers_keeps_past_participants_out_of_new_hits(
-        recruiting: Recruiting, make_settings, database_url: str) -> None:
+        recruiting: Recruiting, make_settings) -> None:
     r = recruiting
     r.set_hit_config("block_repeat_workers", "true")
     first = r.create_hit(assignments=3)

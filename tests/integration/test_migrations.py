@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
 
-from turnout.cli import main
+from servers import turnout_cli
 from turnout.config import ConfigError
 from turnout.db.engine import Database
 from turnout.db.migrate import current_revision, head_revision, is_current, upgrade
@@ -217,11 +216,11 @@ def test_cli_db_upgrade_migrates_a_psiturk_database(project_dir: Path, database_
     build_psiturk_database(database_url)
     before = snapshot(database_url)
     monkeypatch.setenv("TURNOUT_DATABASE_URL", database_url)
-    result = CliRunner().invoke(main, ["-C", str(project_dir), "db", "upgrade"])
+    result = turnout_cli(project_dir, "db", "upgrade")
     assert result.exit_code == 0, result.output
     assert "upgraded from schema none to" in result.output
     assert naive_rows(snapshot(database_url)["rows"]) == naive_rows(before["rows"])
-    again = CliRunner().invoke(main, ["-C", str(project_dir), "db", "upgrade"])
+    again = turnout_cli(project_dir, "db", "upgrade")
     assert again.exit_code == 0 and "already at schema" in again.output
 
 

@@ -190,10 +190,10 @@ def test_unknown_bonus_is_held_when_the_marketplace_shows_another_amount(recruit
 
 
 @pytest.fixture
-def skewed(make_settings: Callable[..., Any], database_url: str, tmp_path: Any) -> Iterator[Recruiting]:
+def skewed(make_settings: Callable[..., Any], shared_database_url: str, tmp_path: Any) -> Iterator[Recruiting]:
     """The ledger on one ManualClock, the marketplace on another, moved separately."""
     local, market_clock = ManualClock(), ManualClock()
-    settings = make_settings(database_url)
+    settings = make_settings(shared_database_url)
     db = Database(settings.database_url, settings.tables)
     upgrade(db)
     with ThreadedMarketplace(tmp_path / "skew.db", clock=market_clock, self_check=True) as market:

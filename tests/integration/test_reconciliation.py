@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
+from servers import turnout_cli as run
 from turnout.errors import Conflict, InvalidInput, NotFound, TurnoutError
 from turnout.experiment.status import Status
 from turnout.services import payments, reconciliation
@@ -228,11 +228,6 @@ def test_bad_remedy_and_unknown_assignment_are_clear_errors(recruiting: Recruiti
 
 # --- the command ---------------------------------------------------------------------------------
 
-
-def run(project: Path, *args: str) -> Any:
-    from turnout.cli import main
-
-    return CliRunner().invoke(main, ["-C", str(project), *args])
 
 
 @pytest.fixture

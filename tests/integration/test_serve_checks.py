@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from turnout.cli import main
+from servers import turnout_cli
 
 
 @pytest.fixture
@@ -25,7 +24,7 @@ def serve(project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     def run(**env: str) -> tuple[int, str]:
         for key, value in env.items():
             monkeypatch.setenv(f"TURNOUT_{key.upper()}", value)
-        result = CliRunner().invoke(main, ["-C", str(project_dir), "serve", "--port", "1"])
+        result = turnout_cli(project_dir, "serve", "--port", "1")
         assert "Traceback" not in result.output
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) == 1, result.output
@@ -110,7 +109,7 @@ def read_only() -> Iterator[Any]:
 def _upgraded_database(project_dir: Path, folder: Path) -> Path:
     folder.mkdir(exist_ok=True)
     path = folder / "participants.db"
-    result = CliRunner().invoke(main, ["-C", str(project_dir), "db", "upgrade"],
+    result = turnout_cli(project_dir, "db", "upgrade",
                                 env={"TURNOUT_DATABASE_URL": f"sqlite:///{path}"})
     assert result.exit_code == 0, result.output
     return path
@@ -160,7 +159,7 @@ def test_a_writable_database_passes_the_check(make_settings, sqlite_url: str) ->
 
 
 def test_serve_without_config_txt_says_so(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["-C", str(tmp_path), "serve"])
+    result = turnout_cli(tmp_path, "serve")
     assert result.exit_code == 1
     assert result.output == (f"turnout: {tmp_path} is not a turnout (psiTurk) project: it has no config.txt; "
                              "name the project folder with -C DIR, or create one with `turnout init DIR`\n")

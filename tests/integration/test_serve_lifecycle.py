@@ -14,70 +14,42 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from servers import runner_processes
-
-TURNOUT = str(Path(sys.executable).with_name("turnout"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until_serving(url: str, process: subprocess.Popen[Any], log: Path, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if process.poll() is not None:
-            raise AssertionError(f"turnout serve exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"turnout serve did not answer:\n{log.read_text()}") from None
-            time.sleep(0.2)
+from servers import free_port, runner_processes, running_server, turnout_cli
 
 
 def test_ctrl_c_stops_every_process_cleanly(project_dir: Path, tmp_path: Path) -> None:
-    port = _free_port()
-    env = {**os.environ, "TURNOUT_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+    port = free_port()
+    env = {"TURNOUT_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
            "TURNOUT_LOGLEVEL": "1", "TURNOUT_LOGFILE": "server.log", "TURNOUT_LAUNCH_IN_MODE": "local",
            "TURNOUT_SIMULATE_ARRIVAL_RATE": "30", "TURNOUT_AD_URL_PORT": str(port)}
     log = project_dir / "server.log"
     terminal = tmp_path / "terminal.txt"
-    with open(terminal, "wb") as out:
-        process = subprocess.Popen([TURNOUT, "-C", str(project_dir), "serve", "--demo", "--port", str(port),
-                                    "--workers", "2"],
-                                   env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     idle: list[socket.socket] = []
     try:
-        _wait_until_serving(f"http://127.0.0.1:{port}/", process, log)
-        deadline = time.monotonic() + 60
-        while len(runner_processes(project_dir)) != 1:  # the runner that runs the arrivals is up
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        while "posted in the offline marketplace" not in terminal.read_text():  # the demo's event lines
-            assert time.monotonic() < deadline, terminal.read_text()
-            time.sleep(0.2)
-        # Connections on which the client has sent nothing yet, as a browser's preconnect
-        # leaves them: a request thread waits on each.
-        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
-        time.sleep(0.5)  # let the workers accept them (a pause, not a timing assertion)
-        os.killpg(process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            pytest.fail("turnout serve did not stop within 60 s of Ctrl-C")
+        with running_server(project_dir, env=env, host=None, port=port, workers=2, args=["--demo"],
+                            log_path=terminal, own_session=True) as served:
+            process = served.process
+            deadline = time.monotonic() + 60
+            while len(runner_processes(project_dir)) != 1:  # the runner that runs the arrivals is up
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            while "posted in the offline marketplace" not in terminal.read_text():  # the demo's event lines
+                assert time.monotonic() < deadline, terminal.read_text()
+                time.sleep(0.2)
+            # Connections on which the client has sent nothing yet, as a browser's preconnect
+            # leaves them: a request thread waits on each.
+            idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+            time.sleep(0.5)  # let the workers accept them (a pause, not a timing assertion)
+            os.killpg(process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                pytest.fail("turnout serve did not stop within 60 s of Ctrl-C")
         deadline = time.monotonic() + 30
         while runner_processes(project_dir):  # the runner stops when the server is gone
             assert time.monotonic() < deadline, "the task runner outlived the server"
@@ -85,9 +57,6 @@ def test_ctrl_c_stops_every_process_cleanly(project_dir: Path, tmp_path: Path) -
     finally:
         for s in idle:
             s.close()
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
     text = log.read_text()
     printed = terminal.read_text()
     assert process.returncode == 0, printed
@@ -178,14 +147,12 @@ def test_events_print_on_the_terminal_only_when_asked(monkeypatch: pytest.Monkey
 
 
 def test_init_for_make_demo_leaves_out_the_next_steps(tmp_path: Path) -> None:
-    from click.testing import CliRunner
 
-    from turnout.cli import main
 
-    plain = CliRunner().invoke(main, ["init", str(tmp_path / "a")])
-    demo = CliRunner().invoke(main, ["init", "--for-demo", str(tmp_path / "b")])
+    plain = turnout_cli(None, "init", str(tmp_path / "a"))
+    demo = turnout_cli(None, "init", "--for-demo", str(tmp_path / "b"))
     assert "turnout db upgrade" in plain.output and "turnout serve" in plain.output
     assert demo.exit_code == 0 and demo.output == f"Created {tmp_path / 'b'}, a copy of the Stroop study.\n"
-    assert "--for-demo" not in CliRunner().invoke(main, ["init", "--help"]).output
+    assert "--for-demo" not in turnout_cli(None, "init", "--help").output
     makefile = (Path(__file__).parents[2] / "Makefile").read_text()
     assert "turnout init --for-demo" in makefile and "TURNOUT_AD_URL_PORT" not in makefile

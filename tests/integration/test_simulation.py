@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -20,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import select
 
-from simulation_stack import Study, make_project, running_study
+from servers import init_project, turnout_cli
+from simulation_stack import Study, running_study
 from turnout.clock import ManualClock
 from turnout.config import TableNames
 from turnout.db.engine import Database
@@ -36,14 +34,14 @@ SUBMITTED, QUITEARLY = 4, 6
 
 @pytest.fixture
 def study(tmp_path: Path) -> Any:
-    with running_study(make_project(tmp_path / "study")) as running:
+    with running_study(init_project(tmp_path / "study")) as running:
         yield running
 
 
 @pytest.fixture
 def study_now(tmp_path: Path) -> Any:
     """A study whose clock starts at the real time: the CLI reads the marketplace on the wall clock."""
-    with running_study(make_project(tmp_path / "study"), clock=ManualClock(datetime.now(UTC))) as running:
+    with running_study(init_project(tmp_path / "study"), clock=ManualClock(datetime.now(UTC))) as running:
         yield running
 
 
@@ -207,7 +205,7 @@ def test_finishers_call_the_projects_bonus_route_and_submit_answers(study: Study
 
 def test_same_seed_same_run(tmp_path: Path):
     def one_run(where: Path) -> tuple[list[tuple[Any, ...]], list[Any]]:
-        with running_study(make_project(where)) as study:
+        with running_study(init_project(where)) as study:
             study.post_hit(assignments=4)
             report = simulate(study, plan_workers(21, 6, dropout=0.4))
             outcomes = [(r.worker_id, r.fate, r.outcome, r.trials_saved, dict(r.requests)) for r in report.results]
@@ -225,42 +223,37 @@ def test_same_seed_same_run(tmp_path: Path):
 
 
 def test_turnout_simulate_command(study_now: Study, monkeypatch: pytest.MonkeyPatch):
-    from turnout.cli import main
-
     for key in ("AD_URL_DOMAIN", "AD_URL_PORT", "AD_URL_PROTOCOL", "LAUNCH_IN_MODE"):
         monkeypatch.setenv(f"TURNOUT_{key}", str({"AD_URL_DOMAIN": "127.0.0.1", "AD_URL_PORT": study_now.port,
                                                   "AD_URL_PROTOCOL": "http", "LAUNCH_IN_MODE": "local"}[key]))
     monkeypatch.setenv("TURNOUT_DATABASE_URL", study_now.settings.database_url)
-    project = str(study_now.settings.project_dir)
-    runner = CliRunner()
+    project = study_now.settings.project_dir
 
-    refused = runner.invoke(main, ["-C", project, "simulate", "--workers", "2"])
+    refused = turnout_cli(project, "simulate", "--workers", "2")
     assert refused.exit_code == 1
     assert "no HIT is open" in refused.output and "--post-hit" in refused.output
 
     study_now.post_hit(assignments=3)
-    ran = runner.invoke(main, ["-C", project, "simulate", "--workers", "4", "--seed", "3", "--dropout", "0",
-                               "--json"])
+    ran = turnout_cli(project, "simulate", "--workers", "4", "--seed", "3", "--dropout", "0", "--json")
     assert ran.exit_code == 0, ran.output
     lines = [json.loads(line) for line in ran.stdout.splitlines() if line.startswith("{")]
     assert [line["outcome"] for line in lines[:-1]] == ["submitted"] * 3 + ["no_hit"]
     assert lines[-1] == {"summary": {"submitted": 3, "no_hit": 1}, "seed": 3, "workers": 4}
     assert sum(1 for row in study_now.rows() if row.status == SUBMITTED) == 3
 
-    wrong_mode = runner.invoke(main, ["-C", project, "simulate", "--mode", "sandbox"])
+    wrong_mode = turnout_cli(project, "simulate", "--mode", "sandbox")
     assert wrong_mode.exit_code == 2
 
 
 def test_turnout_simulate_post_hit_uses_the_hit_service(study_now: Study, monkeypatch: pytest.MonkeyPatch):
-    from turnout.cli import main
 
     monkeypatch.setenv("TURNOUT_AD_URL_DOMAIN", "127.0.0.1")
     monkeypatch.setenv("TURNOUT_AD_URL_PORT", str(study_now.port))
     monkeypatch.setenv("TURNOUT_AD_URL_PROTOCOL", "http")
     monkeypatch.setenv("TURNOUT_LAUNCH_IN_MODE", "local")
     monkeypatch.setenv("TURNOUT_DATABASE_URL", study_now.settings.database_url)
-    ran = CliRunner().invoke(main, ["-C", str(study_now.settings.project_dir), "simulate", "--workers", "2",
-                                    "--seed", "1", "--dropout", "0", "--post-hit"])
+    ran = turnout_cli(study_now.settings.project_dir, "simulate", "--workers", "2",
+                                    "--seed", "1", "--dropout", "0", "--post-hit")
     assert ran.exit_code == 0, ran.output
     assert "posted HIT" in ran.output and "2 simulated workers: 2 submitted" in ran.output
     with study_now.db.begin() as session:
@@ -339,9 +332,9 @@ def _wait_for(predicate: Any, timeout_s: float, what: str) -> None:
 
 @pytest.mark.slow
 def test_turnout_serve_runs_one_arrivals_process_that_fills_the_database(tmp_path: Path):
-    from servers import TURNOUT, free_port, runner_processes
+    from servers import free_port, runner_processes, running_server
 
-    project = make_project(tmp_path / "demo")
+    project = init_project(tmp_path / "demo")
     config = project / "config.txt"
     text = config.read_text(encoding="utf-8")
     options = "simulate_arrival_rate = 120\nsimulate_pace = 0\nsimulate_dropout = 0\n"
@@ -349,14 +342,12 @@ def test_turnout_serve_runs_one_arrivals_process_that_fills_the_database(tmp_pat
         else text + "\n[Marketplace]\n" + options
     config.write_text(text, encoding="utf-8")
     port = free_port()
-    env = {**os.environ, "TURNOUT_LOGFILE": "-", "TURNOUT_LAUNCH_IN_MODE": "local",
+    env = {"TURNOUT_LOGFILE": "-", "TURNOUT_LAUNCH_IN_MODE": "local",
            "TURNOUT_AD_URL_DOMAIN": "127.0.0.1", "TURNOUT_AD_URL_PORT": str(port), "TURNOUT_AD_URL_PROTOCOL": "http",
            "TURNOUT_DATABASE_URL": f"sqlite:///{project / 'participants.db'}"}
     log_path = project / "serve.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen([TURNOUT, "-C", str(project), "serve", "--host", "127.0.0.1", "--port", str(port),
-                                   "--workers", "3"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
+    with running_server(project, env=env, port=port, workers=3, log_path=log_path, stop_timeout_s=30) as served:
+        server = served.process
         db = Database(env["TURNOUT_DATABASE_URL"], TableNames())
 
         def submitted() -> int:
@@ -374,7 +365,4 @@ def test_turnout_serve_runs_one_arrivals_process_that_fills_the_database(tmp_pat
         text = log_path.read_text()
         assert "simulated arrivals are on" in text and "posted HIT" in text
         db.dispose()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     _wait_for(lambda: not runner_processes(project), 30, "the runner to stop with the server")

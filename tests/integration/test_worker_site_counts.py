@@ -13,14 +13,15 @@ from typing import Any
 
 import pytest
 
-from simulation_stack import Study, make_project, running_study
+from servers import init_project
+from simulation_stack import Study, running_study
 
 SITE = "/_mturk/worker"
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    with running_study(make_project(tmp_path_factory.mktemp("counts") / "study")) as running:
+    with running_study(init_project(tmp_path_factory.mktemp("counts") / "study")) as running:
         yield running
 
 

@@ -12,14 +12,15 @@ from typing import Any
 
 import pytest
 
-from simulation_stack import Study, make_project, running_study
+from servers import init_project
+from simulation_stack import Study, running_study
 
 SITE = "/_mturk/worker"
 
 
 @pytest.fixture
 def study(tmp_path: Path) -> Any:
-    with running_study(make_project(tmp_path / "study")) as running:
+    with running_study(init_project(tmp_path / "study")) as running:
         yield running
 
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from servers import TURNOUT, quicken_stroop, running_server
+from servers import init_project, quicken_stroop, running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -24,9 +23,7 @@ COLOUR_KEYS = {"red": "r", "green": "g", "blue": "b", "yellow": "y"}
 
 @pytest.fixture
 def example_project(tmp_path: Path) -> Path:
-    project = tmp_path / "stroop"
-    subprocess.run([TURNOUT, "init", str(project)], check=True, capture_output=True)
-    return quicken_stroop(project)
+    return quicken_stroop(init_project(tmp_path / "stroop"))
 
 
 def answer_trials(popup: Any, count: int, wrong_every: int) -> int:

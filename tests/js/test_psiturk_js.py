@@ -208,20 +208,36 @@ def test_save_order_uses_the_servers_page_load_time_not_the_browsers_clock(page:
 @pytest.mark.parametrize("status", [409, 403, 400])
 def test_save_does_not_retry_a_refusal_and_reports_it(page: Any, stub: Any, status: int) -> None:
     stub.state.put_script = [status]
+    page.clock.install()  # fake timers: a retry, had one been scheduled, comes when the test says
     open_page(page, stub)
     make_psiturk(page)
     save(page)
     assert outcomes(page, 1) == [["error", status]]
-    time.sleep(1.2)
+    page.clock.run_for(120_000)  # longer than every backoff the page could wait
+    time.sleep(0.2)
     assert len(stub.state.calls("PUT", "/sync/")) == 1
+
+
+def run_clock_until_put(page: Any, stub: Any, count: int, step_ms: int = 250) -> None:
+    """With the page's timers faked (``page.clock.install()``), move its clock on in small
+    steps until the stub has seen ``count`` PUTs: each backoff wait passes at once, and no
+    request in flight is cut off by its own (30 s) timeout."""
+    deadline = time.monotonic() + 20
+    while len(stub.state.calls("PUT", "/sync/")) < count:
+        assert time.monotonic() < deadline, f"saw {len(stub.state.calls('PUT', '/sync/'))} PUTs, not {count}"
+        page.clock.run_for(step_ms)
 
 
 def test_save_gives_up_after_bounded_attempts(page: Any, stub: Any) -> None:
     stub.state.put_script = [500] * 10
+    page.clock.install()  # fake timers: the backoff (0.5 s doubling to 8 s) passes when the test says
     open_page(page, stub)
     make_psiturk(page)
     save(page)
-    assert outcomes(page, 1, timeout=40) == [["error", 500]]
+    run_clock_until_put(page, stub, 6)
+    assert outcomes(page, 1) == [["error", 500]]
+    page.clock.run_for(120_000)  # two minutes more of the page's time: no seventh attempt
+    time.sleep(0.2)
     assert len(stub.state.calls("PUT", "/sync/")) == 6
 
 

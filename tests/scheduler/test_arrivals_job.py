@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from simulation_stack import make_project, running_study
+from servers import init_project
+from simulation_stack import running_study
 from turnout.simulation.arrivals import Arrivals
 from turnout.simulation.driver import Outcome
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_ticks_send_the_workers_due_in_them_and_post_a_hit_first(tmp_path: Path):
-    with running_study(make_project(tmp_path / "study")) as study:
+    with running_study(init_project(tmp_path / "study")) as study:
         arrivals = Arrivals(study.settings, rate_per_minute=6, seed=3, clock=study.clock, pace=0, dropout=0.0)
         counts = [arrivals.tick(10.0, monotonic=lambda i=i: float(i * 11)) for i in range(6)]
         arrivals.join()

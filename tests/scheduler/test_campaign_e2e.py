@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from simulation_stack import make_project, running_study
+from servers import init_project
+from simulation_stack import running_study
 from turnout.marketplace import make_client
 from turnout.scheduler import jobs
 from turnout.services import campaigns
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_goal_25_with_simulated_workers_completes_exactly_25_and_ends_by_itself(tmp_path: Path):
-    with running_study(make_project(tmp_path / "study")) as study:
+    with running_study(init_project(tmp_path / "study")) as study:
         client = make_client("local", endpoint_url=f"{study.url}/_mturk/", store=study.settings.marketplace_store,
                              max_attempts=1)
 

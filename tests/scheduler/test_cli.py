@@ -8,18 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from turnout.cli import main
+from servers import turnout_cli as run
 
 CREATE = ["campaign", "create", "--goal", "20", "--per-round", "10", "--interval", "30", "--reward", "1.00",
           "--duration", "1", "--mode", "local"]
 LIST_KEYS = {"id", "codeversion", "mode", "goal", "completed", "open", "active", "ended", "end_reason", "rounds",
              "spent"}
 
-
-def run(project: Path, *args: str, input: str | None = None) -> Any:
-    return CliRunner().invoke(main, ["-C", str(project), *args], input=input)
 
 
 @pytest.fixture

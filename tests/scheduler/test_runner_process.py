@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from servers import TURNOUT
-from simulation_stack import make_project
+from servers import TURNOUT, init_project, run_turnout, turnout_cli
 
 pytestmark = pytest.mark.slow
 
@@ -34,18 +33,20 @@ def _wait(predicate: Any, what: str, timeout_s: float = 60.0) -> Any:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
-    folder = make_project(tmp_path / "study")
+    folder = init_project(tmp_path / "study")
     env = {**os.environ, "TURNOUT_DATABASE_URL": f"sqlite:///{folder / 'participants.db'}",
            "TURNOUT_LOGFILE": str(folder / "runner.log"), "TURNOUT_LOGLEVEL": "1",
            "TURNOUT_LAUNCH_IN_MODE": "local"}
-    subprocess.run([TURNOUT, "-C", str(folder), "db", "upgrade"], env=env, check=True, capture_output=True)
+    upgraded = run_turnout(folder, "db", "upgrade", env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
     yield folder, env
 
 
-def _turnout(project: tuple[Path, dict[str, str]], *args: str) -> subprocess.CompletedProcess[str]:
+def _turnout(project: tuple[Path, dict[str, str]], *args: str) -> Any:
+    """A short command (create, list, cancel) in this test's process, which is not the
+    runner's: starting a Python process for each poll cost more than the runner's work."""
     folder, env = project
-    return subprocess.run([TURNOUT, "-C", str(folder), *args], env=env, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=120)
+    return turnout_cli(folder, *args, env=env)
 
 
 def _runner(project: tuple[Path, dict[str, str]], *extra: str) -> subprocess.Popen[str]:
@@ -56,7 +57,7 @@ def _runner(project: tuple[Path, dict[str, str]], *extra: str) -> subprocess.Pop
 
 def _campaigns(project: tuple[Path, dict[str, str]]) -> list[dict[str, Any]]:
     done = _turnout(project, "campaign", "list", "--json")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.output
     return json.loads(done.stdout)
 
 
@@ -74,14 +75,14 @@ def test_a_runner_process_runs_what_other_processes_create(project: tuple[Path, 
     first = _runner(project)
     try:
         _wait(lambda: _status(project).startswith("runner: alive"), "the runner's lease")
-        second = _turnout(project, "scheduler")
+        second = run_turnout(project[0], "scheduler", env=project[1])
         assert second.returncode == 1
         assert second.stderr.count("\n") == 1
         assert second.stderr.startswith("turnout: scheduler not started: another runner is already running")
 
         created = _turnout(project, "campaign", "create", "--goal", "12", "--per-round", "10", "--interval", "60",
                            "--reward", "0.50", "--duration", "1", "--yes", "--json")
-        assert created.returncode == 0, created.stderr
+        assert created.exit_code == 0, created.output
         campaign_id = json.loads(created.stdout)["id"]
         row = _wait(lambda: [c for c in _campaigns(project) if c["id"] == campaign_id and c["rounds"] == 1],
                     "the runner to run the new campaign's first round")[0]
@@ -96,7 +97,7 @@ def test_a_runner_process_runs_what_other_processes_create(project: tuple[Path, 
             _wait(lambda: "runner: alive" in _status(project), "the new runner's heartbeat")
             after = _hits(project)
             assert sorted(h["hitid"] for h in after) == sorted(h["hitid"] for h in hits)  # nothing posted twice
-            assert _turnout(project, "campaign", "cancel", str(campaign_id)).returncode == 0
+            assert _turnout(project, "campaign", "cancel", str(campaign_id)).exit_code == 0
         finally:
             replacement.send_signal(signal.SIGTERM)
             assert replacement.wait(timeout=60) == 0
